@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The whole test suite: lint, format, types, unit + integration tests on the emulator, docs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export CI=${CI:-true}   # integration tests must run, never skip
+status=0
+step() { echo "==> $*"; "$@" || status=1; }
+step .venv/bin/ruff check .
+step .venv/bin/ruff format --check .
+step .venv/bin/mypy --strict src
+if [ -f mkdocs.yml ]; then step .venv/bin/mkdocs build --strict --quiet --site-dir "$(mktemp -d)"; fi
+step .venv/bin/python -m pytest -p no:cacheprovider "$@"
+exit $status
