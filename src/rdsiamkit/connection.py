@@ -1,0 +1,451 @@
+"""``rdsiamkit.connect()`` and ``connect_async()``: psycopg logins with IAM tokens.
+
+Data flows one way: conninfo and options → :class:`Target` (endpoint, TLS,
+what to sign) → token from a provider → psycopg connection.  The same
+:func:`login` / :func:`login_async` pair also serves the pools, so a pooled
+connection recovers from a refused cached token exactly like a direct one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import weakref
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+import attrs
+import psycopg
+import tenacity
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from rdsiamkit.endpoints import Endpoint, partition_for_region
+from rdsiamkit.errors import (
+    ConfigurationError,
+    ConnectError,
+    IamAuthenticationError,
+    TLSVerificationError,
+)
+from rdsiamkit.tls import ca_bundle_path, check_sslmode
+from rdsiamkit.tokens import AsyncTokenProvider, IssuedToken, TokenProvider
+
+if TYPE_CHECKING:
+    import boto3
+    from psycopg.rows import AsyncRowFactory, Row, RowFactory, TupleRow
+
+__all__ = [
+    "Target",
+    "async_provider",
+    "connect",
+    "connect_async",
+    "default_provider",
+    "login",
+    "login_async",
+    "sync_provider",
+]
+
+log = logging.getLogger("rdsiamkit.connection")
+
+T = TypeVar("T")
+
+DEFAULT_PORT = 5432
+# Arguments of psycopg's Connection.connect() that are not libpq keywords.
+PSYCOPG_OPTIONS = frozenset(
+    {"autocommit", "prepare_threshold", "context", "row_factory", "cursor_factory"}
+)
+
+# Substrings of libpq/server messages, and what they tell us.
+_AUTH_FAILED = ("PAM authentication failed", "password authentication failed")
+_TRANSIENT = (
+    "Connection refused",
+    "timeout expired",
+    "Connection timed out",
+    "Connection reset by peer",
+    "server closed the connection unexpectedly",
+    "the database system is starting up",
+    "the database system is shutting down",
+    "the database system is in recovery mode",
+    "sorry, too many clients already",
+    "SSL SYSCALL error: EOF detected",
+)
+
+
+@attrs.frozen
+class Target:
+    """Where to connect, how to verify the server, and what to sign a token for.
+
+    ``params`` are libpq keywords (never a password); ``token_host`` and
+    ``token_port`` differ from ``host``/``port`` only behind tunnels.
+    """
+
+    params: Mapping[str, str]
+    conninfo: str
+    options: Mapping[str, Any]
+    host: str
+    port: int
+    user: str
+    token_host: str
+    token_port: int
+    region: str | None
+    partition: str
+
+    @classmethod
+    def build(
+        cls,
+        conninfo: str,
+        kwargs: Mapping[str, Any],
+        *,
+        region: str | None = None,
+        token_host: str | None = None,
+        token_port: int | None = None,
+        insecure_skip_tls_verify: bool = False,
+    ) -> Target:
+        """Validate and resolve everything needed before any network I/O."""
+        options = {k: v for k, v in kwargs.items() if k in PSYCOPG_OPTIONS}
+        libpq = {k: v for k, v in kwargs.items() if k not in PSYCOPG_OPTIONS and v is not None}
+        try:
+            params = {k: str(v) for k, v in conninfo_to_dict(conninfo, **libpq).items()}
+        except psycopg.ProgrammingError as err:
+            raise ConfigurationError(f"invalid conninfo: {err}") from err
+        if "password" in params or "passfile" in params:
+            raise ConfigurationError(
+                "a password was given, but rdsiamkit.connect() logs in with an IAM token; "
+                "drop password= (use psycopg.connect for password logins)"
+            )
+        host = params.get("host") or os.environ.get("PGHOST", "")
+        user = params.get("user") or os.environ.get("PGUSER", "")
+        port_text = params.get("port") or os.environ.get("PGPORT") or str(DEFAULT_PORT)
+        if not host or host.startswith("/"):
+            raise ConfigurationError("host= is required: the RDS endpoint name (not a socket)")
+        if "," in host or "," in port_text:
+            raise ConfigurationError(
+                f"multiple hosts ({host!r}) are not supported: each needs its own token"
+            )
+        if not user:
+            raise ConfigurationError("user= is required: the database user to sign a token for")
+        port = _port(port_text, "port")
+        token_host = (token_host or host).lower().rstrip(".")
+        token_port = _port(str(token_port), "token_port") if token_port is not None else port
+        endpoint = Endpoint.try_parse(token_host)
+        if region:
+            partition = partition_for_region(region)
+        else:
+            partition = endpoint.partition if endpoint else "aws"
+        params["host"], params["port"], params["user"] = host, str(port), user
+        params["sslmode"] = check_sslmode(
+            params.get("sslmode"), insecure_skip_tls_verify=insecure_skip_tls_verify
+        )
+        params["sslrootcert"] = ca_bundle_path(
+            partition=partition, sslrootcert=params.get("sslrootcert")
+        )
+        return cls(
+            params=params,
+            conninfo=make_conninfo("", **params),
+            options=options,
+            host=host,
+            port=port,
+            user=user,
+            token_host=token_host,
+            token_port=token_port,
+            region=region or (endpoint.region if endpoint else None),
+            partition=partition,
+        )
+
+    def describe(self) -> str:
+        """``user@host:port``, plus the signing target when it differs."""
+        text = f"{self.user}@{self.host}:{self.port}"
+        if (self.token_host, self.token_port) != (self.host.lower(), self.port):
+            text += f" (token for {self.token_host}:{self.token_port})"
+        return text
+
+    def issue(self, provider: TokenProvider) -> IssuedToken:
+        """Get a token for this target from a sync provider."""
+        return provider.issue(self.token_host, self.token_port, self.user, region=self.region)
+
+    async def issue_async(self, provider: AsyncTokenProvider) -> IssuedToken:
+        """Get a token for this target from an async provider."""
+        return await provider.issue(self.token_host, self.token_port, self.user, region=self.region)
+
+    def explain(self, err: psycopg.OperationalError, issued: IssuedToken) -> ConnectError:
+        """Turn a psycopg connect error into the kit's typed error, with likely causes."""
+        message = str(err).strip()
+        region = issued.key.region
+        context: dict[str, Any] = {
+            "host": self.host,
+            "port": self.port,
+            "user": self.user,
+            "region": region,
+            "identity": issued.key.identity,
+        }
+        where = f"IAM login as {self.describe()} ({region}, signed by {issued.key.identity})"
+        doctor = (
+            f"Run `rdsiamkit doctor --host {self.token_host} --port {self.token_port} "
+            f"--user {self.user}` to check each cause."
+        )
+        causes: tuple[str, ...]
+        if "PAM authentication failed" in message:
+            arn = f"arn:{self.partition}:rds-db:{region}:<account>:dbuser:<resource-id>/{self.user}"
+            causes = (
+                f"the IAM policy of {issued.key.identity} does not allow rds-db:connect on {arn}",
+                "IAM database authentication is not enabled on the cluster/instance",
+                f"the token was signed for {self.token_host}:{self.token_port}, which is not this "
+                "server's endpoint and port (behind a tunnel pass token_host=/token_port=)",
+                f"region {region} is not the database's region",
+                "the AWS credentials expired or were revoked, or the clock is skewed",
+                "more than 200 new IAM connections per second (RDS throttles them)",
+                doctor,
+            )
+            return IamAuthenticationError(f"{where} refused: {message}", causes=causes, **context)
+        if "password authentication failed" in message:
+            causes = (
+                f"{self.user} is not a member of rds_iam, so the server expects its password: "
+                f"GRANT rds_iam TO {self.user} (rdsiamkit switch {self.user} iam)",
+                doctor,
+            )
+            return IamAuthenticationError(f"{where} refused: {message}", causes=causes, **context)
+        if "certificate verify failed" in message:
+            causes = (
+                f"the server certificate is not signed by a CA in {self.params['sslrootcert']}: "
+                "refresh the bundle (rdsiamkit ca update) or pass sslrootcert=",
+            )
+            return TLSVerificationError(
+                f"TLS: untrusted server certificate for {where}: {message}",
+                causes=causes,
+                **context,
+            )
+        if "does not match host name" in message:
+            causes = (
+                "host= must be the endpoint name in the server certificate; to dial another "
+                "address (tunnel, IP) keep host=<endpoint> and pass hostaddr=<ip>",
+            )
+            return TLSVerificationError(
+                f"TLS: hostname mismatch for {where}: {message}", causes=causes, **context
+            )
+        if "server does not support SSL" in message or "root certificate file" in message:
+            return TLSVerificationError(f"TLS unavailable for {where}: {message}", **context)
+        return ConnectError(f"cannot connect for {where}: {message}", **context)
+
+
+def _port(text: str, name: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 < port < 65536:
+        raise ConfigurationError(f"{name} must be a TCP port number, got {text!r}")
+    return port
+
+
+def is_auth_failure(err: BaseException) -> bool:
+    """Whether the server refused the credentials (as opposed to TLS or network trouble)."""
+    return any(s in str(err) for s in _AUTH_FAILED)
+
+
+def _is_transient(err: BaseException) -> bool:
+    cause = err.__cause__ if isinstance(err, ConnectError) else err
+    return type(err) is ConnectError and any(s in str(cause) for s in _TRANSIENT)
+
+
+def retry_policy(*, max_attempts: int, retry_budget: float) -> dict[str, Any]:
+    """Tenacity arguments for transient network errors: bounded attempts and time."""
+    if max_attempts < 1:
+        raise ConfigurationError(f"max_attempts must be at least 1, got {max_attempts!r}")
+    return {
+        "stop": tenacity.stop_after_attempt(max_attempts) | tenacity.stop_after_delay(retry_budget),
+        "wait": tenacity.wait_exponential_jitter(multiplier=0.1, max=2.0),
+        "retry": tenacity.retry_if_exception(_is_transient),
+        "reraise": True,
+        "before_sleep": tenacity.before_sleep_log(log, logging.INFO),
+    }
+
+
+def login(target: Target, provider: TokenProvider, open_: Callable[[str], T]) -> T:
+    """Open a connection with a token; a refused *cached* token is replaced once."""
+    issued = target.issue(provider)
+    try:
+        return open_(issued.token)
+    except psycopg.OperationalError as err:
+        if not (issued.from_cache and is_auth_failure(err)):
+            raise target.explain(err, issued) from err
+        provider.invalidate(issued)
+        log.info(
+            "cached IAM token for %s was refused; retrying with a fresh one", target.describe()
+        )
+    issued = target.issue(provider)
+    try:
+        return open_(issued.token)
+    except psycopg.OperationalError as err:
+        raise target.explain(err, issued) from err
+
+
+async def login_async(
+    target: Target, provider: AsyncTokenProvider, open_: Callable[[str], Awaitable[T]]
+) -> T:
+    """The asyncio twin of :func:`login`."""
+    issued = await target.issue_async(provider)
+    try:
+        return await open_(issued.token)
+    except psycopg.OperationalError as err:
+        if not (issued.from_cache and is_auth_failure(err)):
+            raise target.explain(err, issued) from err
+        provider.invalidate(issued)
+        log.info(
+            "cached IAM token for %s was refused; retrying with a fresh one", target.describe()
+        )
+    issued = await target.issue_async(provider)
+    try:
+        return await open_(issued.token)
+    except psycopg.OperationalError as err:
+        raise target.explain(err, issued) from err
+
+
+_defaults_lock = threading.Lock()
+_by_session: weakref.WeakKeyDictionary[boto3.Session, TokenProvider] = weakref.WeakKeyDictionary()
+_by_profile: dict[str | None, TokenProvider] = {}
+_async_of: weakref.WeakKeyDictionary[TokenProvider, AsyncTokenProvider] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def default_provider(
+    *, session: boto3.Session | None = None, profile: str | None = None
+) -> TokenProvider:
+    """The process-wide provider for a session or profile, so tokens are reused across calls."""
+    with _defaults_lock:
+        if session is not None:
+            if profile is not None:
+                raise ConfigurationError("pass either session= or profile=, not both")
+            provider = _by_session.get(session)
+            if provider is None:
+                provider = _by_session[session] = TokenProvider(session=session)
+            return provider
+        provider = _by_profile.get(profile)
+        if provider is None:
+            provider = _by_profile[profile] = TokenProvider(profile=profile)
+        return provider
+
+
+def sync_provider(
+    token_provider: TokenProvider | None,
+    session: boto3.Session | None,
+    profile: str | None,
+) -> TokenProvider:
+    """The sync provider to use: given, or the default for the session/profile."""
+    if token_provider is None:
+        return default_provider(session=session, profile=profile)
+    if session is not None or profile is not None:
+        raise ConfigurationError("pass either token_provider= or session=/profile=, not both")
+    return token_provider
+
+
+def async_provider(
+    token_provider: AsyncTokenProvider | TokenProvider | None,
+    session: boto3.Session | None,
+    profile: str | None,
+) -> AsyncTokenProvider:
+    """The async provider to use: given, or the async face of the sync default."""
+    if isinstance(token_provider, AsyncTokenProvider):
+        if session is not None or profile is not None:
+            raise ConfigurationError("pass either token_provider= or session=/profile=, not both")
+        return token_provider
+    sync = sync_provider(token_provider, session, profile)
+    with _defaults_lock:
+        provider = _async_of.get(sync)
+        if provider is None:
+            provider = _async_of[sync] = AsyncTokenProvider(sync)
+        return provider
+
+
+@overload
+def connect(
+    conninfo: str = "", *, row_factory: RowFactory[Row], **kwargs: Any
+) -> psycopg.Connection[Row]: ...
+@overload
+def connect(conninfo: str = "", **kwargs: Any) -> psycopg.Connection[TupleRow]: ...
+def connect(
+    conninfo: str = "",
+    *,
+    region: str | None = None,
+    session: boto3.Session | None = None,
+    profile: str | None = None,
+    token_provider: TokenProvider | None = None,
+    token_host: str | None = None,
+    token_port: int | None = None,
+    insecure_skip_tls_verify: bool = False,
+    max_attempts: int = 3,
+    retry_budget: float = 10.0,
+    **kwargs: Any,
+) -> psycopg.Connection[Any]:
+    """Connect to RDS / Aurora PostgreSQL as an IAM user, like :func:`psycopg.connect`.
+
+    ``conninfo`` and ``kwargs`` are libpq keywords (``host``, ``port``, ``user``,
+    ``dbname``, ``hostaddr``, ``sslrootcert``, ``connect_timeout``, ...) plus
+    psycopg's own (``autocommit``, ``row_factory``, ...).  The token is signed
+    for ``token_host:token_port`` (default: ``host:port``); set them when you
+    dial a tunnel.  TLS is always ``verify-full`` against the RDS CA bundle.
+
+    Transient network errors are retried ``max_attempts`` times within
+    ``retry_budget`` seconds; a refused cached token is replaced once.  Errors
+    are :class:`~rdsiamkit.ConnectError` subclasses (also
+    :class:`psycopg.OperationalError`) and never contain the token.
+    """
+    target = Target.build(
+        conninfo,
+        kwargs,
+        region=region,
+        token_host=token_host,
+        token_port=token_port,
+        insecure_skip_tls_verify=insecure_skip_tls_verify,
+    )
+    provider = sync_provider(token_provider, session, profile)
+
+    def open_(token: str) -> psycopg.Connection[Any]:
+        return psycopg.Connection.connect(target.conninfo, password=token, **target.options)
+
+    retrying = tenacity.Retrying(
+        **retry_policy(max_attempts=max_attempts, retry_budget=retry_budget)
+    )
+    return retrying(login, target, provider, open_)
+
+
+@overload
+async def connect_async(
+    conninfo: str = "", *, row_factory: AsyncRowFactory[Row], **kwargs: Any
+) -> psycopg.AsyncConnection[Row]: ...
+@overload
+async def connect_async(conninfo: str = "", **kwargs: Any) -> psycopg.AsyncConnection[TupleRow]: ...
+async def connect_async(
+    conninfo: str = "",
+    *,
+    region: str | None = None,
+    session: boto3.Session | None = None,
+    profile: str | None = None,
+    token_provider: AsyncTokenProvider | TokenProvider | None = None,
+    token_host: str | None = None,
+    token_port: int | None = None,
+    insecure_skip_tls_verify: bool = False,
+    max_attempts: int = 3,
+    retry_budget: float = 10.0,
+    **kwargs: Any,
+) -> psycopg.AsyncConnection[Any]:
+    """The asyncio twin of :func:`connect`: same options, never blocks the event loop."""
+    target = Target.build(
+        conninfo,
+        kwargs,
+        region=region,
+        token_host=token_host,
+        token_port=token_port,
+        insecure_skip_tls_verify=insecure_skip_tls_verify,
+    )
+    provider = async_provider(token_provider, session, profile)
+
+    async def open_(token: str) -> psycopg.AsyncConnection[Any]:
+        return await psycopg.AsyncConnection.connect(
+            target.conninfo, password=token, **target.options
+        )
+
+    retrying = tenacity.AsyncRetrying(
+        **retry_policy(max_attempts=max_attempts, retry_budget=retry_budget)
+    )
+    return await retrying(login_async, target, provider, open_)

@@ -1,0 +1,219 @@
+"""Target: conninfo parsing, TLS enforcement, token target, and error translation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from rdsiamkit.connection import Target, is_auth_failure, retry_policy
+from rdsiamkit.errors import (
+    CABundleError,
+    ConfigurationError,
+    ConnectError,
+    IamAuthenticationError,
+    InsecureTLSError,
+    TLSVerificationError,
+)
+from rdsiamkit.tokens import IssuedToken, TokenKey
+
+HOST = "demo.cluster-c1a2b3c4d5e6.us-east-1.rds.amazonaws.com"
+TOKEN = f"{HOST}:5432/?Action=connect&DBUser=app&X-Amz-Signature=deadbeefcafef00d"
+
+
+def build(conninfo: str = "", **kwargs: object) -> Target:
+    return Target.build(conninfo, kwargs)
+
+
+def issued(target: Target) -> IssuedToken:
+    key = TokenKey("AKIAEXAMPLE", target.token_host, target.token_port, target.user, "us-east-1")
+    return IssuedToken(TOKEN, key, from_cache=False)
+
+
+def test_keywords_and_conninfo_string_merge() -> None:
+    """A conninfo string and libpq keywords combine; keywords win, like psycopg."""
+    target = build(f"host={HOST} port=6000 dbname=x", user="app", port=5432)
+    assert (target.host, target.port, target.user) == (HOST, 5432, "app")
+    assert target.params["dbname"] == "x"
+    assert target.region == "us-east-1" and target.partition == "aws"
+
+
+def test_tls_is_forced_to_verify_full_with_the_rds_bundle() -> None:
+    """Without TLS options the target verifies the full chain and hostname."""
+    target = build(host=HOST, user="app")
+    assert target.params["sslmode"] == "verify-full"
+    assert target.params["sslrootcert"].endswith("rds-global-bundle.pem")
+    assert "sslmode=verify-full" in target.conninfo
+
+
+def test_downgrade_is_refused() -> None:
+    """sslmode=require without the opt-out fails before any connection attempt."""
+    with pytest.raises(InsecureTLSError):
+        build(host=HOST, user="app", sslmode="require")
+    with pytest.raises(InsecureTLSError):
+        build(f"host={HOST} user=app sslmode=disable")
+
+
+def test_psycopg_options_are_split_from_libpq_keywords() -> None:
+    """autocommit and friends go to psycopg, not into the conninfo string."""
+    target = build(host=HOST, user="app", autocommit=True, application_name="svc")
+    assert target.options == {"autocommit": True}
+    assert "autocommit" not in target.conninfo
+    assert "application_name=svc" in target.conninfo
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"user": "app"}, "host= is required"),
+        ({"host": HOST}, "user= is required"),
+        ({"host": f"{HOST},other", "user": "app"}, "multiple hosts"),
+        ({"host": HOST, "user": "app", "port": "http"}, "port must be"),
+        ({"host": HOST, "user": "app", "port": 70000}, "port must be"),
+        ({"host": HOST, "user": "app", "password": "hunter2"}, "password was given"),
+        ({"host": "/var/run/postgresql", "user": "app"}, "not a socket"),
+    ],
+)
+def test_bad_input_names_what_is_wrong(
+    kwargs: dict[str, object], message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each invalid option fails with a ConfigurationError that names it."""
+    for name in ("PGHOST", "PGUSER", "PGPORT"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ConfigurationError, match=message) as info:
+        build(**kwargs)
+    assert "hunter2" not in str(info.value)
+
+
+def test_libpq_environment_defaults_are_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PGHOST/PGPORT/PGUSER fill in what the caller did not pass, as for psql."""
+    monkeypatch.setenv("PGHOST", HOST)
+    monkeypatch.setenv("PGPORT", "6543")
+    monkeypatch.setenv("PGUSER", "envuser")
+    target = build()
+    assert (target.host, target.port, target.user) == (HOST, 6543, "envuser")
+
+
+def test_tunnel_signs_for_the_real_endpoint() -> None:
+    """token_host/token_port override what is signed, not what is dialled."""
+    target = Target.build(
+        "",
+        {"host": HOST, "hostaddr": "127.0.0.1", "port": 15432, "user": "app"},
+        token_port=5432,
+    )
+    assert (target.port, target.token_host, target.token_port) == (15432, HOST, 5432)
+    assert "token for" in target.describe()
+
+
+def test_non_rds_host_keeps_region_open_and_uses_aws_bundle() -> None:
+    """A CNAME or IP leaves the region to the provider and verifies with the aws bundle."""
+    target = build(host="db.internal.example", user="app")
+    assert target.region is None and target.partition == "aws"
+
+
+def test_govcloud_endpoint_needs_its_bundle() -> None:
+    """A GovCloud endpoint without a GovCloud bundle is refused, not verified wrongly."""
+    with pytest.raises(CABundleError, match="aws-us-gov"):
+        build(host="db1.c1a2b3c4d5e6.us-gov-west-1.rds.amazonaws.com", user="app")
+
+
+def test_explicit_sslrootcert_is_kept(tmp_path: Path) -> None:
+    """A caller's CA file is used as given."""
+    ca = tmp_path / "ca.pem"
+    ca.write_text("x")
+    assert build(host=HOST, user="app", sslrootcert=str(ca)).params["sslrootcert"] == str(ca)
+
+
+def pg_error(message: str) -> psycopg.OperationalError:
+    return psycopg.OperationalError(message)
+
+
+def test_pam_failure_becomes_iam_authentication_error_with_causes() -> None:
+    """PAM refusal → IamAuthenticationError with context, causes, doctor hint, no token."""
+    target = build(host=HOST, user="app")
+    err = target.explain(
+        pg_error('connection failed: FATAL:  PAM authentication failed for user "app"'),
+        issued(target),
+    )
+    assert isinstance(err, IamAuthenticationError)
+    assert isinstance(err, psycopg.OperationalError)
+    assert (err.host, err.port, err.user, err.region, err.identity) == (
+        HOST,
+        5432,
+        "app",
+        "us-east-1",
+        "AKIAEXAMPLE",
+    )
+    text = str(err)
+    assert "rds-db:connect" in text and "rdsiamkit doctor" in text
+    assert "deadbeef" not in text and "X-Amz" not in text and "deadbeef" not in repr(err.args)
+
+
+def test_password_failure_points_at_rds_iam_membership() -> None:
+    """scram refusal means the user is not in rds_iam: say so."""
+    target = build(host=HOST, user="app")
+    err = target.explain(
+        pg_error('FATAL:  password authentication failed for user "app"'), issued(target)
+    )
+    assert isinstance(err, IamAuthenticationError)
+    assert "not a member of rds_iam" in str(err)
+
+
+@pytest.mark.parametrize(
+    ("message", "needle"),
+    [
+        ("SSL error: certificate verify failed", "untrusted server certificate"),
+        ('server certificate for "x" does not match host name "y"', "hostname mismatch"),
+        ("server does not support SSL, but SSL was required", "TLS unavailable"),
+    ],
+)
+def test_tls_failures_are_named(message: str, needle: str) -> None:
+    """Wrong CA, hostname mismatch and TLS-less servers each get a specific message."""
+    target = build(host=HOST, user="app")
+    err = target.explain(pg_error(message), issued(target))
+    assert isinstance(err, TLSVerificationError)
+    assert needle in str(err)
+
+
+def test_other_failures_are_connect_errors() -> None:
+    """Anything unrecognised is still a typed ConnectError with the server's text."""
+    target = build(host=HOST, user="app")
+    err = target.explain(pg_error("connection refused"), issued(target))
+    assert type(err) is ConnectError and "connection refused" in str(err)
+
+
+def test_auth_failure_detection() -> None:
+    """Only credential refusals count as auth failures."""
+    assert is_auth_failure(pg_error('PAM authentication failed for user "x"'))
+    assert not is_auth_failure(pg_error("Connection refused"))
+
+
+def test_retry_policy_retries_only_transient_connect_errors() -> None:
+    """The tenacity predicate retries refused/timeouts, never auth or TLS errors."""
+    retry = retry_policy(max_attempts=3, retry_budget=5.0)["retry"]
+    target = build(host=HOST, user="app")
+
+    def state(exc: BaseException) -> object:
+        class Outcome:
+            failed = True
+
+            def exception(self) -> BaseException:
+                return exc
+
+        class State:
+            outcome = Outcome()
+
+        return State()
+
+    def raised(message: str) -> BaseException:
+        cause = pg_error(message)
+        err = target.explain(cause, issued(target))
+        err.__cause__ = cause
+        return err
+
+    assert retry(state(raised("Connection refused")))
+    assert not retry(state(raised('PAM authentication failed for user "app"')))
+    assert not retry(state(raised("certificate verify failed")))
+    with pytest.raises(ConfigurationError):
+        retry_policy(max_attempts=0, retry_budget=1.0)

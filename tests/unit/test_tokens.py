@@ -1,0 +1,281 @@
+"""TokenProvider / AsyncTokenProvider: minting, caching, identity keys, single-flight."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import threading
+
+import attrs
+import boto3
+import botocore.credentials
+import botocore.session
+import pytest
+
+from rdsiamkit.errors import ConfigurationError, CredentialsError
+from rdsiamkit.tokens import AsyncTokenProvider, TokenCache, TokenProvider
+
+HOST = "demo.cluster-c1a2b3c4d5e6.us-east-1.rds.amazonaws.com"
+
+
+class FakeClock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def static_session(key: str = "AKIAEXAMPLEKEY000001", secret: str = "s3cr3t") -> boto3.Session:
+    return boto3.Session(
+        aws_access_key_id=key, aws_secret_access_key=secret, region_name="us-east-1"
+    )
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_aws(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    empty = tmp_path_factory.mktemp("aws")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(empty / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty / "credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def provider(clock: FakeClock) -> TokenProvider:
+    return TokenProvider(session=static_session(), clock=clock)
+
+
+def test_token_is_a_presigned_connect_url_for_the_endpoint(provider: TokenProvider) -> None:
+    """A minted token is botocore's presigned rds-db connect URL for host:port and user."""
+    token = provider.get_token(HOST, 5432, "app")
+    assert token.startswith(f"{HOST}:5432/?Action=connect&DBUser=app&")
+    assert "X-Amz-Credential=AKIAEXAMPLEKEY000001%2F" in token
+    assert "%2Fus-east-1%2Frds-db%2Faws4_request" in token
+    assert provider.identity == "AKIAEXAMPLEKEY000001"
+
+
+def test_cache_hit_reuses_the_token_without_minting(provider: TokenProvider) -> None:
+    """A second request for the same target is served from the cache."""
+    first = provider.issue(HOST, 5432, "app")
+    second = provider.issue(HOST, 5432, "app")
+    assert (first.from_cache, second.from_cache) == (False, True)
+    assert first.token == second.token
+    assert provider.mint_count == 1
+
+
+def test_distinct_targets_get_distinct_tokens(provider: TokenProvider) -> None:
+    """User, port and host are all part of the cache key."""
+    tokens = {
+        provider.get_token(HOST, 5432, "app"),
+        provider.get_token(HOST, 5433, "app"),
+        provider.get_token(HOST, 5432, "other"),
+        provider.get_token(HOST.replace("cluster-", "cluster-ro-"), 5432, "app"),
+    }
+    assert len(tokens) == 4
+    assert provider.mint_count == 4
+
+
+def test_token_is_reminted_after_the_reuse_window(clock: FakeClock) -> None:
+    """Past reuse_window seconds (monotonic) a fresh token is minted."""
+    provider = TokenProvider(session=static_session(), reuse_window=300.0, clock=clock)
+    provider.get_token(HOST, 5432, "app")
+    clock.now += 299.0
+    assert provider.issue(HOST, 5432, "app").from_cache
+    clock.now += 2.0
+    assert not provider.issue(HOST, 5432, "app").from_cache
+    assert provider.mint_count == 2
+
+
+def test_zero_reuse_window_mints_every_time(clock: FakeClock) -> None:
+    """reuse_window=0 disables reuse: every request mints."""
+    provider = TokenProvider(session=static_session(), reuse_window=0.0, clock=clock)
+    for _ in range(3):
+        provider.get_token(HOST, 5432, "app")
+    assert provider.mint_count == 3
+
+
+@pytest.mark.parametrize("window", [-1.0, 900.0, 1e6])
+def test_reuse_window_must_be_below_token_lifetime(window: float) -> None:
+    """A reuse window outside [0, 900) is a configuration error."""
+    with pytest.raises(ConfigurationError, match="reuse_window"):
+        TokenProvider(session=static_session(), reuse_window=window)
+
+
+def test_shared_cache_is_keyed_by_signing_identity(clock: FakeClock) -> None:
+    """Two identities sharing one cache never receive each other's tokens."""
+    cache = TokenCache()
+    alice = TokenProvider(session=static_session("AKIAALICE00000000001"), cache=cache, clock=clock)
+    bob = TokenProvider(session=static_session("AKIABOB0000000000001"), cache=cache, clock=clock)
+    a = alice.issue(HOST, 5432, "app")
+    b = bob.issue(HOST, 5432, "app")
+    assert not b.from_cache
+    assert a.key.identity == "AKIAALICE00000000001"
+    assert b.key.identity == "AKIABOB0000000000001"
+    assert "AKIABOB0000000000001" in b.token and "AKIAALICE" not in b.token
+    assert len(cache) == 2
+
+
+def test_invalidate_drops_only_the_refused_token(provider: TokenProvider) -> None:
+    """invalidate() forgets the refused token; a stale invalidate keeps the newer one."""
+    old = provider.issue(HOST, 5432, "app")
+    provider.invalidate(old)
+    new = provider.issue(HOST, 5432, "app")
+    assert not new.from_cache
+    provider.invalidate(attrs.evolve(new, token="an older token"))  # late report
+    assert provider.issue(HOST, 5432, "app").from_cache
+
+
+def test_64_threads_on_a_cold_cache_mint_exactly_once(provider: TokenProvider) -> None:
+    """Single-flight: 64 threads asking at the same moment cause one mint."""
+    barrier = threading.Barrier(64)
+    tokens: list[str] = []
+
+    def worker() -> None:
+        barrier.wait()
+        tokens.append(provider.get_token(HOST, 5432, "app"))
+
+    threads = [threading.Thread(target=worker) for _ in range(64)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(tokens) == 64 and len(set(tokens)) == 1
+    assert provider.mint_count == 1
+
+
+async def test_64_tasks_on_a_cold_cache_mint_exactly_once(provider: TokenProvider) -> None:
+    """Single-flight for asyncio: 64 concurrent tasks cause one mint."""
+    aprovider = AsyncTokenProvider(provider)
+    tokens = await asyncio.gather(*(aprovider.get_token(HOST, 5432, "app") for _ in range(64)))
+    assert len(set(tokens)) == 1
+    assert aprovider.mint_count == 1
+
+
+async def test_async_mint_runs_off_the_event_loop(provider: TokenProvider) -> None:
+    """Credential resolution and signing happen in a worker thread, not the loop's."""
+    seen: list[threading.Thread] = []
+    original = provider._credentials
+
+    def spy() -> tuple[object, str]:
+        seen.append(threading.current_thread())
+        return original()
+
+    provider._credentials = spy  # type: ignore[method-assign]
+    await AsyncTokenProvider(provider).get_token(HOST, 5432, "app")
+    assert seen and threading.main_thread() not in seen
+
+
+def test_reprs_never_show_the_token(provider: TokenProvider) -> None:
+    """Neither IssuedToken nor the provider repr contains token material."""
+    issued = provider.issue(HOST, 5432, "app")
+    signature = issued.token.rsplit("X-Amz-Signature=", 1)[1]
+    assert signature not in repr(issued)
+    assert signature not in repr(provider)
+    assert "X-Amz" not in repr(issued)
+
+
+def test_non_rds_host_needs_a_region(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A host that is not an RDS name, with no region anywhere, is a clear error."""
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    session = boto3.Session(aws_access_key_id="AKIAX", aws_secret_access_key="y")
+    provider = TokenProvider(session=session)
+    with pytest.raises(ConfigurationError, match="region"):
+        provider.get_token("db.internal.example", 5432, "app")
+    assert "us-west-2" in provider.get_token("db.internal.example", 5432, "app", region="us-west-2")
+
+
+def test_region_comes_from_the_endpoint_name(provider: TokenProvider) -> None:
+    """The signing region is parsed from the RDS hostname."""
+    host = "db1.c9z8y7x6w5v4.eu-west-1.rds.amazonaws.com"
+    assert "%2Feu-west-1%2Frds-db%2F" in provider.get_token(host, 5432, "app")
+
+
+def test_missing_credentials_raise_credentials_error() -> None:
+    """With no credentials anywhere the provider says so, naming where it looked."""
+    provider = TokenProvider(session=boto3.Session(region_name="us-east-1"))
+    with pytest.raises(CredentialsError, match="no AWS credentials"):
+        provider.get_token(HOST, 5432, "app")
+
+
+def _session_with(credentials: botocore.credentials.Credentials) -> boto3.Session:
+    class Fixed(botocore.credentials.CredentialProvider):
+        METHOD = "fixed"
+
+        def load(self) -> botocore.credentials.Credentials:
+            return credentials
+
+    core = botocore.session.get_session()
+    core.get_component("credential_provider").insert_before("env", Fixed())
+    return boto3.Session(botocore_session=core, region_name="us-east-1")
+
+
+def test_reuse_stops_before_temporary_credentials_expire(clock: FakeClock) -> None:
+    """Credentials expiring in 11 minutes cap an 800 s reuse window at about 10 minutes."""
+    expiry = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=660)
+    metadata = {
+        "access_key": "ASIATEMPORARY0000001",
+        "secret_key": "temp-secret",
+        "token": "session-token",
+        "expiry_time": expiry.isoformat(),
+    }
+    credentials = botocore.credentials.RefreshableCredentials.create_from_metadata(
+        metadata=metadata, refresh_using=lambda: metadata, method="test"
+    )
+    provider = TokenProvider(session=_session_with(credentials), reuse_window=800.0, clock=clock)
+    first = provider.issue(HOST, 5432, "app")
+    assert "X-Amz-Security-Token=session-token" in first.token
+    clock.now += 580.0
+    assert provider.issue(HOST, 5432, "app").from_cache
+    clock.now += 30.0
+    assert not provider.issue(HOST, 5432, "app").from_cache
+
+
+def test_identity_change_rebuilds_the_signing_client(clock: FakeClock) -> None:
+    """When the session's credentials rotate, the new key signs (client keyed by identity)."""
+    session = static_session("AKIAFIRST00000000001")
+    provider = TokenProvider(session=session, clock=clock)
+    assert "AKIAFIRST" in provider.get_token(HOST, 5432, "app")
+    session._session.set_credentials("AKIASECOND0000000001", "other-secret")
+    clock.now += 2.0  # past the identity re-check interval
+    token = provider.get_token(HOST, 5432, "app")
+    assert "AKIASECOND0000000001" in token
+    assert provider.identity == "AKIASECOND0000000001"
+
+
+def test_assume_role_signs_with_the_role_credentials() -> None:
+    """role_arn= (with external_id) signs with temporary credentials from STS (moto)."""
+    from moto import mock_aws
+
+    with mock_aws():
+        base = boto3.Session(
+            aws_access_key_id="AKIABASE000000000001",
+            aws_secret_access_key="base-secret",
+            region_name="us-east-1",
+        )
+        provider = TokenProvider(
+            session=base,
+            role_arn="arn:aws:iam::123456789012:role/db-connect",
+            external_id="ext-123",
+        )
+        token = provider.get_token(HOST, 5432, "app")
+    assert provider.identity is not None and provider.identity.startswith("ASIA")
+    assert "X-Amz-Security-Token=" in token
+    assert "AKIABASE" not in token
+
+
+def test_session_and_profile_are_exclusive() -> None:
+    """session= and profile= together are refused."""
+    with pytest.raises(ConfigurationError):
+        TokenProvider(session=static_session(), profile="x")
