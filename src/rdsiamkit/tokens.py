@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import attrs
 
+from rdsiamkit._redact import protect_botocore_logs
 from rdsiamkit.endpoints import Endpoint
 from rdsiamkit.errors import ConfigurationError, CredentialsError
 
@@ -277,6 +278,7 @@ class TokenProvider:
     def _build_session(self) -> boto3.Session:
         import boto3  # noqa: PLC0415 (kept off `import rdsiamkit`)
 
+        protect_botocore_logs()
         base = self._base_session or boto3.Session(
             profile_name=self._profile, region_name=self._region
         )

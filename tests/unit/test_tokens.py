@@ -279,3 +279,31 @@ def test_session_and_profile_are_exclusive() -> None:
     """session= and profile= together are refused."""
     with pytest.raises(ConfigurationError):
         TokenProvider(session=static_session(), profile="x")
+
+
+def test_botocore_signing_debug_records_are_redacted(
+    provider: TokenProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    """botocore's DEBUG signature/canonical-request records no longer carry the secret."""
+    import logging
+
+    with caplog.at_level(logging.DEBUG):
+        token = provider.get_token(HOST, 5432, "app")
+    signature = token.rsplit("X-Amz-Signature=", 1)[1]
+    auth_records = [r for r in caplog.records if r.name == "botocore.auth"]
+    assert any("Signature" in r.getMessage() for r in auth_records)
+    assert all(signature not in r.getMessage() for r in caplog.records)
+    assert all("X-Amz-Credential=" not in r.getMessage() for r in auth_records)
+
+
+def test_redact_masks_sigv4_secrets() -> None:
+    """redact() masks signature, security token and credential values."""
+    from rdsiamkit._redact import redact
+
+    text = (
+        "h:5432/?Action=connect&X-Amz-Credential=AKIA%2Fx"
+        "&X-Amz-Security-Token=tok&X-Amz-Signature=abc"
+    )
+    masked = redact(text)
+    assert "abc" not in masked and "tok" not in masked and "AKIA" not in masked
+    assert masked.count("<redacted by rdsiamkit>") == 3
