@@ -5,6 +5,8 @@ The public API is exactly what ``__all__`` lists; everything else is private.
 
 from __future__ import annotations
 
+from rdsiamkit.connection import connect, connect_async
+from rdsiamkit.endpoints import Endpoint, EndpointKind
 from rdsiamkit.errors import (
     AccessDeniedError,
     AuthModeError,
@@ -28,30 +30,47 @@ from rdsiamkit.errors import (
     UserNotFoundError,
     VerificationFailedError,
 )
+from rdsiamkit.pool import create_async_pool, create_pool
+from rdsiamkit.tls import CABundleInfo, ca_bundle_path, inspect_ca_bundle, refresh_ca_bundle
+from rdsiamkit.tokens import AsyncTokenProvider, IssuedToken, TokenCache, TokenProvider
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
     "AccessDeniedError",
+    "AsyncTokenProvider",
     "AuthModeError",
     "AwsApiError",
     "CABundleError",
+    "CABundleInfo",
     "ConfigurationError",
     "ConnectError",
     "CredentialsError",
     "EmulatorError",
+    "Endpoint",
+    "EndpointKind",
     "IamAuthenticationError",
     "InheritedMembershipError",
     "InsecureTLSError",
     "InvalidArnError",
     "InvalidEndpointError",
     "InvalidPolicyError",
+    "IssuedToken",
     "LockoutRefusedError",
     "RdsIamError",
     "RdsIamRoleMissingError",
     "ResourceNotFoundError",
     "TLSVerificationError",
+    "TokenCache",
+    "TokenProvider",
     "UserNotFoundError",
     "VerificationFailedError",
     "__version__",
+    "ca_bundle_path",
+    "connect",
+    "connect_async",
+    "create_async_pool",
+    "create_pool",
+    "inspect_ca_bundle",
+    "refresh_ca_bundle",
 ]
