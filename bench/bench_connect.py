@@ -1,0 +1,189 @@
+"""Connection overhead, token minting and pool checkout: rdsiamkit vs the alternatives.
+
+Runs everything side by side in one process against the local RDS IAM emulator
+(root, PostgreSQL server binaries) and prints a table; nothing here is asserted.
+
+    .venv/bin/python bench/bench_connect.py [--connects 300] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+import timeit
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+import psycopg_pool
+
+import rdsiamkit
+from rdsiamkit.testing import RdsIamEmulator
+from rdsiamkit.tokens import TokenProvider
+
+
+def per_op(fn: Callable[[], object], n: int, rounds: int = 3) -> float:
+    """Median seconds per call of ``fn`` over ``rounds`` rounds of ``n`` calls."""
+    samples = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        samples.append((time.perf_counter() - t0) / n)
+    return statistics.median(samples)
+
+
+def interleaved(fns: dict[str, Callable[[], object]], n: int, rounds: int = 5) -> dict[str, float]:
+    """Median per-call time of each fn, rounds interleaved so drift hits all alike."""
+    samples: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            for _ in range(n):
+                fn()
+            samples[name].append((time.perf_counter() - t0) / n)
+    return {k: statistics.median(v) for k, v in samples.items()}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--connects", type=int, default=200, help="connects per round")
+    parser.add_argument("--json", help="also write the figures to this file")
+    args = parser.parse_args()
+    n = args.connects
+    results: dict[str, Any] = {"connects_per_round": n}
+
+    with RdsIamEmulator() as emu:
+        user = f"bench_{uuid.uuid4().hex[:6]}"
+        emu.create_user(user, iam=True)
+        creds = emu.add_credentials()
+        session = creds.boto3_session(region=emu.region)
+        info = dict(emu.conninfo(user))
+        host, port = info["host"], int(info["port"])
+        kit_opts = {k: v for k, v in info.items() if k != "sslmode"}
+        provider = TokenProvider(session=session)
+        client = session.client("rds", region_name=emu.region)
+        premint = client.generate_db_auth_token(host, port, user, Region=emu.region)
+
+        def plain() -> None:
+            psycopg.connect(**info, password=premint).close()
+
+        def kit() -> None:
+            rdsiamkit.connect(**kit_opts, token_provider=provider).close()
+
+        def naive_reused_client() -> None:
+            token = client.generate_db_auth_token(host, port, user, Region=emu.region)
+            psycopg.connect(**info, password=token).close()
+
+        def naive_client_per_connect() -> None:
+            c = session.client("rds", region_name=emu.region)
+            token = c.generate_db_auth_token(host, port, user, Region=emu.region)
+            psycopg.connect(**info, password=token).close()
+
+        fns: dict[str, Callable[[], object]] = {
+            "psycopg.connect (pre-minted token)": plain,
+            "rdsiamkit.connect": kit,
+            "mint per connect, reused client": naive_reused_client,
+            "mint per connect, client per connect": naive_client_per_connect,
+        }
+        wrapper = _aws_wrapper_connect(emu, info, creds)
+        if wrapper is not None:
+            fns["aws-advanced-python-wrapper iam plugin"] = wrapper
+        kit()  # warm the cache and the client
+        times = interleaved(fns, max(1, n // 5))
+        base = times["psycopg.connect (pre-minted token)"]
+        results["connect"] = {k: {"ms": v * 1e3, "ratio": v / base} for k, v in times.items()}
+
+        mints_before = provider.mint_count
+        for _ in range(1000):
+            provider.get_token(host, port, user)
+        results["tokens_minted_per_1000_connects"] = {
+            "rdsiamkit": provider.mint_count - mints_before,
+            "mint per connect": 1000,
+        }
+        hit = timeit.Timer(lambda: provider.get_token(host, port, user)).repeat(5, 100_000)
+        results["cache_hit_us"] = min(hit) / 100_000 * 1e6
+
+        kit_pool = rdsiamkit.create_pool(**kit_opts, token_provider=provider, min_size=4)
+        plain_pool = psycopg_pool.ConnectionPool(
+            psycopg.conninfo.make_conninfo(**info, password=premint), min_size=4, open=False
+        )
+        with kit_pool, plain_pool:
+            plain_pool.open(wait=True)
+            kit_pool.wait()
+
+            def checkout(pool: psycopg_pool.ConnectionPool[Any]) -> Callable[[], None]:
+                def run() -> None:
+                    with pool.connection() as conn:
+                        conn.execute("SELECT 1")
+
+                return run
+
+            pools = interleaved(
+                {"psycopg_pool": checkout(plain_pool), "rdsiamkit.create_pool": checkout(kit_pool)},
+                2000,
+            )
+        results["pool_checkout"] = {
+            k: {"us": v * 1e6, "ratio": v / pools["psycopg_pool"]} for k, v in pools.items()
+        }
+        results["emulator_auth_events"] = len(emu.auth_events())
+
+    _print(results)
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump(results, out, indent=2)
+    return 0
+
+
+def _aws_wrapper_connect(
+    emu: RdsIamEmulator, info: dict[str, Any], creds: Any
+) -> Callable[[], object] | None:
+    """A connect through aws-advanced-python-wrapper's IAM plugin, if it is installed."""
+    try:
+        from aws_advanced_python_wrapper import AwsWrapperConnection
+    except ImportError:
+        print(
+            "(aws-advanced-python-wrapper not installed: pip install aws-advanced-python-wrapper)"
+        )
+        return None
+    import os
+
+    os.environ["AWS_ACCESS_KEY_ID"] = creds.access_key_id
+    os.environ["AWS_SECRET_ACCESS_KEY"] = creds.secret_access_key
+    opts = {k: v for k, v in info.items() if k != "password"}
+
+    def run() -> None:
+        AwsWrapperConnection.connect(
+            psycopg.Connection.connect,
+            **opts,
+            plugins="iam",
+            iam_region=emu.region,
+            iam_default_port=str(emu.port),
+            wrapper_dialect="pg",
+        ).close()
+
+    try:
+        run()
+    except Exception as err:
+        print(f"(aws-advanced-python-wrapper could not connect to the emulator: {err!r})")
+        return None
+    return run
+
+
+def _print(results: dict[str, Any]) -> None:
+    print(f"\nconnect loop ({results['connects_per_round']} connects per round, median of 5)")
+    for name, row in results["connect"].items():
+        print(f"  {name:42s} {row['ms']:8.3f} ms/connect   x{row['ratio']:.3f}")
+    print("tokens minted per 1,000 connects:", results["tokens_minted_per_1000_connects"])
+    print(f"cache-hit get_token: {results['cache_hit_us']:.3f} us")
+    print("pool checkout + SELECT 1:")
+    for name, row in results["pool_checkout"].items():
+        print(f"  {name:42s} {row['us']:8.1f} us          x{row['ratio']:.3f}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
