@@ -8,8 +8,9 @@ endpoint name (an IP address, ``localhost``, a private DNS alias) is refused
 with :class:`~rdsiamkit.errors.InvalidEndpointError`, so the caller knows to
 pass the region explicitly instead of having one guessed.
 
-The forms recognised (``HASH`` is the 12-character name AWS derives from the
-account and region)::
+The forms recognised (``HASH`` is the name AWS derives from the account and
+region: 12 lower-case letters and digits in current endpoints; 8 to 16 are
+accepted, so older names and emulators such as moto parse too)::
 
     demo.cluster-HASH.REGION.rds.SUFFIX            Aurora cluster writer
     demo.cluster-ro-HASH.REGION.rds.SUFFIX         Aurora cluster reader
@@ -82,7 +83,7 @@ _REGION_RE = re.compile(r"[a-z]{2,4}(?:-[a-z]+)+-[0-9]{1,2}")
 # RDS identifiers (cluster, instance, proxy, custom / proxy endpoint names):
 # a letter first, then letters, digits and single hyphens, no trailing hyphen.
 _IDENTIFIER_RE = re.compile(r"[a-z](?:-?[a-z0-9])*")
-_HASH_RE = re.compile(r"[a-z0-9]{12}")
+_HASH_RE = re.compile(r"[a-z0-9]{8,16}")
 _MAX_HOST_LENGTH = 253
 _MAX_LABEL_LENGTH = 63
 
@@ -169,7 +170,7 @@ class Endpoint:
     kind: EndpointKind
     #: Cluster id, custom endpoint name, instance id, proxy name or proxy endpoint name.
     identifier: str
-    #: The 12-character name AWS derives from the account and region.
+    #: The name AWS derives from the account and region (``c1a2b3c4d5e6``).
     dns_hash: str
 
     def __str__(self) -> str:
@@ -283,7 +284,7 @@ def _split_resource(host: str, rest: list[str]) -> tuple[EndpointKind, str, str]
             "NAME.endpoint.proxy-HASH before the region",
         )
     if not _HASH_RE.fullmatch(dns_hash):
-        raise _invalid(host, f"{dns_hash!r} is not a 12-character RDS DNS hash")
+        raise _invalid(host, f"{dns_hash!r} is not an RDS DNS hash (8-16 letters and digits)")
     if len(identifier) > _MAX_LABEL_LENGTH or not _IDENTIFIER_RE.fullmatch(identifier):
         raise _invalid(
             host,

@@ -129,6 +129,12 @@ def test_parse_known_forms(
     assert str(endpoint) == host
 
 
+def test_parse_accepts_other_hash_lengths() -> None:
+    """Hashes of 8-16 characters parse (moto issues 10), so emulated endpoints work too."""
+    endpoint = Endpoint.parse("mydb.aaaaaaaaaa.us-east-1.rds.amazonaws.com")
+    assert (endpoint.kind, endpoint.dns_hash) == (EndpointKind.INSTANCE, "aaaaaaaaaa")
+
+
 def test_parse_is_case_insensitive_and_tolerates_trailing_dot() -> None:
     """Upper case and a fully-qualified trailing dot normalise to the same endpoint."""
     plain = Endpoint.parse(f"demo.cluster-{HASH}.us-east-1.rds.amazonaws.com")
@@ -149,8 +155,9 @@ def test_parse_is_case_insensitive_and_tolerates_trailing_dot() -> None:
         (f"{HASH}.us-east-1.rds.amazonaws.com", "expected NAME.HASH"),
         (f"a.b.c.{HASH}.us-east-1.rds.amazonaws.com", "expected NAME.HASH"),
         (f"ep.other.proxy-{HASH}.us-east-1.rds.amazonaws.com", "expected NAME.HASH"),
-        ("demo.cluster-short.us-east-1.rds.amazonaws.com", "12-character"),
-        ("mydb.c1a2b3c4d5e6f.us-east-1.rds.amazonaws.com", "12-character"),
+        ("demo.cluster-short.us-east-1.rds.amazonaws.com", "is not an RDS DNS hash"),
+        ("mydb.c1a2b3c4d5e6f7a8b.us-east-1.rds.amazonaws.com", "is not an RDS DNS hash"),
+        ("mydb.c1a2-b3c4d5e6.us-east-1.rds.amazonaws.com", "is not an RDS DNS hash"),
         (f"1db.{HASH}.us-east-1.rds.amazonaws.com", "not an RDS identifier"),
         (f"my--db.{HASH}.us-east-1.rds.amazonaws.com", "not an RDS identifier"),
         (f"mydb-.{HASH}.us-east-1.rds.amazonaws.com", "not an RDS identifier"),
@@ -231,7 +238,7 @@ def test_dns_suffix_for_partition() -> None:
 # -- properties ---------------------------------------------------------------
 
 identifiers = st.from_regex(r"\A[a-z](?:-?[a-z0-9]){0,30}\Z")
-hashes = st.from_regex(r"\A[a-z0-9]{12}\Z")
+hashes = st.from_regex(r"\A[a-z0-9]{8,16}\Z")
 regions = st.sampled_from(
     ["us-east-1", "eu-west-3", "ap-south-2", "us-gov-west-1", "cn-north-1", "us-iso-west-1"]
 )
