@@ -1,0 +1,346 @@
+"""Reading who needs IAM, the way pg_hba's ``+rds_iam`` decides it.
+
+pg_hba matches ``+rds_iam`` with ``is_member_of_role_nosuper()``: a walk over
+``pg_auth_members`` that follows every grant, direct or nested, and ignores
+superuser status (``pg_has_role(..., 'member')`` says yes for superusers, so it
+must not be used here).  Since PostgreSQL 16 a grant carries ``inherit_option``
+and ``set_option``; the walk for membership ignores both, and so do the queries
+below.  On 16+ several rows may link the same pair (one per grantor), so edges
+are de-duplicated first.
+
+Every query here takes a ``text[]`` of role names, either as a bind parameter
+(one extended-protocol round trip) or as a literal, so that
+:mod:`rdsiamkit.authmode` can chain it after ``GRANT`` / ``REVOKE`` in a single
+simple-protocol round trip.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+import attrs
+import psycopg
+from psycopg import sql
+from psycopg.rows import tuple_row
+
+from rdsiamkit.errors import AuthModeError, ConfigurationError, RdsIamRoleMissingError
+
+IAM_ROLE = "rds_iam"
+ADMIN_ROLE = "rds_superuser"
+KERBEROS_ROLE = "rds_ad"
+#: PostgreSQL's NAMEDATALEN - 1: longer names are silently truncated by the server.
+MAX_NAME_BYTES = 63
+
+_R = TypeVar("_R")
+
+# One row per requested name, in request order, plus a single all-NULL row when
+# no name was requested, so the rds_iam check always has a row to report on.
+_STATE_SQL = """\
+WITH RECURSIVE
+edges AS (
+    SELECT DISTINCT roleid, member FROM pg_catalog.pg_auth_members
+),
+special AS (
+    SELECT
+        (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = 'rds_iam') AS iam,
+        (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = 'rds_superuser') AS su,
+        (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = 'rds_ad') AS ad
+),
+input AS (
+    SELECT n.name, n.ord, r.oid
+    FROM unnest({names}::pg_catalog.text[]) WITH ORDINALITY AS n(name, ord)
+    LEFT JOIN pg_catalog.pg_roles AS r ON r.rolname = n.name
+),
+admins(oid) AS (
+    SELECT su FROM special WHERE su IS NOT NULL
+    UNION
+    SELECT e.member FROM admins AS a JOIN edges AS e ON e.roleid = a.oid
+),
+down(uid, oid) AS (
+    SELECT i.oid, e.member FROM input AS i JOIN edges AS e ON e.roleid = i.oid
+    UNION
+    SELECT d.uid, e.member FROM down AS d JOIN edges AS e ON e.roleid = d.oid
+),
+guarded(uid, oid) AS (
+    SELECT d.uid, d.oid
+    FROM down AS d JOIN pg_catalog.pg_roles AS r ON r.oid = d.oid
+    WHERE r.rolsuper OR r.rolcreaterole OR d.oid IN (SELECT oid FROM admins)
+        OR r.rolname IN (current_user, session_user)
+),
+up(uid, oid) AS (
+    SELECT s.oid, s.oid
+    FROM (SELECT oid FROM input WHERE oid IS NOT NULL UNION SELECT oid FROM guarded) AS s
+    UNION
+    SELECT u.uid, e.roleid FROM up AS u JOIN edges AS e ON e.member = u.oid
+),
+iam_side(oid) AS (
+    SELECT iam FROM special WHERE iam IS NOT NULL
+    UNION
+    SELECT e.member FROM iam_side AS s JOIN edges AS e ON e.roleid = s.oid
+    WHERE e.member IN (SELECT oid FROM up)
+),
+paths(uid, last, path) AS (
+    SELECT i.oid, i.oid, ARRAY[i.oid]
+    FROM input AS i WHERE i.oid IN (SELECT oid FROM iam_side)
+    UNION ALL
+    SELECT p.uid, e.roleid, p.path || e.roleid
+    FROM paths AS p JOIN edges AS e ON e.member = p.last
+    WHERE p.last <> (SELECT iam FROM special)
+        AND e.roleid IN (SELECT oid FROM iam_side)
+        AND e.roleid <> ALL (p.path)
+),
+named_paths AS (
+    SELECT p.uid, array_length(p.path, 1) AS len, ARRAY(
+        SELECT r.rolname::text
+        FROM unnest(p.path) WITH ORDINALITY AS x(oid, n)
+        JOIN pg_catalog.pg_roles AS r ON r.oid = x.oid
+        ORDER BY x.n
+    ) AS names
+    FROM paths AS p, special AS s WHERE p.last = s.iam
+),
+path_json AS (
+    SELECT uid, json_agg(names ORDER BY len, names) AS paths FROM named_paths GROUP BY uid
+),
+direct AS (
+    SELECT m.member, array_agg(DISTINCT COALESCE(g.rolname::text, m.grantor::text)) AS grantors
+    FROM pg_catalog.pg_auth_members AS m
+    JOIN special AS s ON m.roleid = s.iam
+    LEFT JOIN pg_catalog.pg_roles AS g ON g.oid = m.grantor
+    WHERE m.member IN (SELECT oid FROM input)
+    GROUP BY m.member
+),
+member_counts AS (
+    SELECT uid, count(*) AS n FROM down GROUP BY uid
+),
+guarded_names AS (
+    SELECT g.uid, array_agg(r.rolname::text ORDER BY r.rolname) AS names
+    FROM guarded AS g JOIN pg_catalog.pg_roles AS r ON r.oid = g.oid
+    WHERE g.oid NOT IN (SELECT oid FROM iam_side)
+    GROUP BY g.uid
+)
+SELECT
+    s.iam IS NOT NULL,
+    i.name,
+    i.oid,
+    i.oid IN (SELECT oid FROM iam_side),
+    d.grantors,
+    COALESCE(pj.paths, '[]'::json),
+    r.rolcanlogin,
+    r.rolsuper,
+    r.rolcreaterole,
+    i.oid IN (SELECT oid FROM admins),
+    i.oid IN (SELECT u.uid FROM up AS u, special AS s2 WHERE u.oid = s2.ad),
+    r.rolname IN (current_user, session_user),
+    COALESCE(mc.n, 0),
+    COALESCE(gn.names, '{{}}'),
+    r.rolconnlimit,
+    CASE
+        WHEN isfinite(r.rolvaliduntil) THEN r.rolvaliduntil
+        WHEN r.rolvaliduntil < 'epoch' THEN 'epoch'::timestamptz
+    END
+FROM special AS s
+LEFT JOIN input AS i ON true
+LEFT JOIN pg_catalog.pg_roles AS r ON r.oid = i.oid
+LEFT JOIN direct AS d ON d.member = i.oid
+LEFT JOIN path_json AS pj ON pj.uid = i.oid
+LEFT JOIN member_counts AS mc ON mc.uid = i.oid
+LEFT JOIN guarded_names AS gn ON gn.uid = i.oid
+ORDER BY i.ord"""
+
+# The lean form: does each name (still) reach rds_iam?  Used after GRANT/REVOKE.
+_MODES_SQL = """\
+WITH RECURSIVE
+special AS (
+    SELECT (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = 'rds_iam') AS iam
+),
+input AS (
+    SELECT n.name, n.ord, r.oid
+    FROM unnest({names}::pg_catalog.text[]) WITH ORDINALITY AS n(name, ord)
+    LEFT JOIN pg_catalog.pg_roles AS r ON r.rolname = n.name
+),
+up(uid, oid) AS (
+    SELECT oid, oid FROM input WHERE oid IS NOT NULL
+    UNION
+    SELECT u.uid, m.roleid FROM up AS u JOIN pg_catalog.pg_auth_members AS m ON m.member = u.oid
+)
+SELECT
+    s.iam IS NOT NULL,
+    i.name,
+    i.oid,
+    i.oid IN (SELECT u.uid FROM up AS u, special AS s2 WHERE u.oid = s2.iam)
+FROM special AS s
+LEFT JOIN input AS i ON true
+ORDER BY i.ord"""
+
+
+def check_name(name: object) -> str:
+    """Return ``name`` if PostgreSQL can hold it as a role name unchanged."""
+    if not isinstance(name, str):
+        raise ConfigurationError(f"a role name must be a str, got {type(name).__name__}")
+    if not name:
+        raise ConfigurationError("a role name must not be empty")
+    if "\x00" in name:
+        raise ConfigurationError(f"role name {name!r} contains a NUL character")
+    size = len(name.encode())
+    if size > MAX_NAME_BYTES:
+        raise ConfigurationError(
+            f"role name {name!r} is {size} bytes in UTF-8; PostgreSQL keeps at most "
+            f"{MAX_NAME_BYTES} and would silently truncate it"
+        )
+    return name
+
+
+def state_query(names: sql.Composable) -> sql.Composed:
+    """The full per-role state query for ``names`` (a placeholder or a literal)."""
+    return sql.SQL(_STATE_SQL).format(names=names)
+
+
+def modes_query(names: sql.Composable) -> sql.Composed:
+    """The lean "does it reach rds_iam" query for ``names``."""
+    return sql.SQL(_MODES_SQL).format(names=names)
+
+
+def names_literal(names: Sequence[str]) -> sql.Literal:
+    """``names`` as a SQL literal, for queries chained in one simple-protocol round trip."""
+    return sql.Literal(list(names))
+
+
+@attrs.frozen
+class RoleState:
+    """What the catalogs say about one requested role name (``oid`` None: no such role)."""
+
+    name: str
+    oid: int | None
+    is_iam: bool
+    direct_grantors: tuple[str, ...]
+    paths: tuple[tuple[str, ...], ...]
+    can_login: bool
+    is_superuser: bool
+    can_create_role: bool
+    in_rds_superuser: bool
+    in_rds_ad: bool
+    is_session_user: bool
+    member_count: int
+    guarded_members: tuple[str, ...]
+    connection_limit: int | None
+    valid_until: dt.datetime | None
+
+    @property
+    def exists(self) -> bool:
+        return self.oid is not None
+
+    @property
+    def direct(self) -> bool:
+        return bool(self.direct_grantors)
+
+    @property
+    def inherited_paths(self) -> tuple[tuple[str, ...], ...]:
+        """Paths that go through another role (longer than ``user → rds_iam``)."""
+        return tuple(p for p in self.paths if len(p) > 2)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.is_superuser or self.can_create_role or self.in_rds_superuser
+
+
+@attrs.frozen
+class RoleMode:
+    """The lean answer: does ``name`` exist, and does it reach rds_iam."""
+
+    name: str
+    oid: int | None
+    is_iam: bool
+
+
+def _missing_iam_role() -> RdsIamRoleMissingError:
+    return RdsIamRoleMissingError(
+        "the server has no rds_iam role, so it is not Amazon RDS / Aurora PostgreSQL (or the "
+        "rdsiamkit emulator): IAM database authentication does not exist there"
+    )
+
+
+def _checked(rows: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    if not rows or not rows[0][0]:
+        raise _missing_iam_role()
+    return [row for row in rows if row[1] is not None]
+
+
+def parse_states(rows: Sequence[tuple[Any, ...]]) -> list[RoleState]:
+    """Turn rows of :func:`state_query` into :class:`RoleState` objects."""
+    states = []
+    for row in _checked(rows):
+        (
+            _,
+            name,
+            oid,
+            is_iam,
+            grantors,
+            paths,
+            login,
+            sup,
+            crole,
+            in_su,
+            in_ad,
+            me,
+            members,
+            guarded,
+            connlimit,
+            valid_until,
+        ) = row
+        states.append(
+            RoleState(
+                name=name,
+                oid=oid,
+                is_iam=bool(is_iam),
+                direct_grantors=tuple(grantors or ()),
+                paths=tuple(tuple(p) for p in paths),
+                can_login=bool(login),
+                is_superuser=bool(sup),
+                can_create_role=bool(crole),
+                in_rds_superuser=bool(in_su),
+                in_rds_ad=bool(in_ad),
+                is_session_user=bool(me),
+                member_count=int(members),
+                guarded_members=tuple(guarded),
+                connection_limit=None if connlimit is None or connlimit < 0 else connlimit,
+                valid_until=valid_until,
+            )
+        )
+    return states
+
+
+def parse_modes(rows: Sequence[tuple[Any, ...]]) -> list[RoleMode]:
+    """Turn rows of :func:`modes_query` into :class:`RoleMode` objects."""
+    return [
+        RoleMode(name=name, oid=oid, is_iam=bool(is_iam)) for _, name, oid, is_iam in _checked(rows)
+    ]
+
+
+def _fetch(
+    conn: psycopg.Connection[_R], query: sql.Composed, names: Sequence[str]
+) -> list[tuple[Any, ...]]:
+    try:
+        with conn.cursor(row_factory=tuple_row) as cur:
+            return cur.execute(query, {"names": list(names)}).fetchall()
+    except psycopg.Error as err:
+        raise AuthModeError(
+            f"reading the role memberships of {_show(names)} failed: {err}"
+        ) from err
+
+
+def read_states(conn: psycopg.Connection[_R], names: Sequence[str]) -> list[RoleState]:
+    """One round trip: the state of every role in ``names``, in order."""
+    return parse_states(_fetch(conn, state_query(sql.Placeholder("names")), names))
+
+
+def read_modes(conn: psycopg.Connection[_R], names: Sequence[str]) -> list[RoleMode]:
+    """One round trip: whether each role in ``names`` reaches rds_iam."""
+    return parse_modes(_fetch(conn, modes_query(sql.Placeholder("names")), names))
+
+
+def _show(names: Sequence[str]) -> str:
+    if len(names) <= 3:
+        return ", ".join(repr(n) for n in names)
+    return f"{len(names)} roles"

@@ -1,0 +1,935 @@
+"""Read and switch database users between PASSWORD and IAM login, safely.
+
+On RDS / Aurora PostgreSQL a role that reaches ``rds_iam`` through
+``pg_auth_members`` (directly or through nested roles) must log in with an IAM
+token; ``REVOKE rds_iam`` gives it its password back.  This module reads that
+exactly as pg_hba's ``+rds_iam`` does (superusers are *not* members unless
+granted), and switches it with guard rails:
+
+* a membership inherited through another role cannot be revoked from the user,
+  so the switch is refused with the statement that would work;
+* switching an admin (superuser, CREATEROLE, ``rds_superuser`` member) or the
+  session's own user to IAM is refused unless ``verify=True``, which tests an
+  IAM login and rolls the grant back if it fails;
+* thousands of users switch through :func:`plan_auth_modes` and
+  :meth:`AuthModePlan.apply` in batches, each batch one round trip, with the
+  plan re-checked in that same round trip.
+
+Transactions: reads run on ``conn`` as-is, like any psycopg query (in a
+non-autocommit connection they join or start its transaction).  Writes run in
+``conn.transaction()``: committed at once when ``conn`` is in autocommit mode or
+idle, or a savepoint inside the caller's open transaction, which the caller
+then commits or rolls back.  ``verify=True`` must commit before it can test a
+login, so it needs ``conn`` outside a transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import attrs
+import psycopg
+from psycopg import sql
+from psycopg.rows import tuple_row
+
+from rdsiamkit._authmode_state import (
+    IAM_ROLE,
+    KERBEROS_ROLE,
+    RoleState,
+    check_name,
+    modes_query,
+    names_literal,
+    parse_modes,
+    parse_states,
+    read_modes,
+    read_states,
+    state_query,
+)
+from rdsiamkit.errors import (
+    AuthModeError,
+    ConfigurationError,
+    InheritedMembershipError,
+    LockoutRefusedError,
+    RdsIamError,
+    UserNotFoundError,
+    VerificationFailedError,
+)
+
+if TYPE_CHECKING:
+    import boto3
+
+    from rdsiamkit.tokens import TokenProvider
+
+__all__ = [
+    "ApplyResult",
+    "AuthMode",
+    "AuthModeChange",
+    "AuthModePlan",
+    "AuthStatus",
+    "PlannedSwitch",
+    "Refusal",
+    "RefusalReason",
+    "StalePlanError",
+    "UnchangedRole",
+    "auth_status",
+    "get_auth_mode",
+    "plan_auth_modes",
+    "set_auth_mode",
+]
+
+log = logging.getLogger("rdsiamkit.authmode")
+
+_R = TypeVar("_R")
+
+DEFAULT_BATCH_SIZE = 500
+# What the returned statements show instead of a password verifier.  A comment,
+# so that pasting the statement fails instead of setting a known password.
+_REDACTED = sql.SQL("/* scram-sha-256 verifier, redacted */")
+
+
+class AuthMode(str, enum.Enum):
+    """How a database user logs in: with its password, or with an IAM token."""
+
+    PASSWORD = "password"  # noqa: S105  (a mode's name, not a secret)
+    IAM = "iam"
+
+    @classmethod
+    def _missing_(cls, value: object) -> AuthMode:
+        if isinstance(value, str):
+            for mode in cls:
+                if mode.value == value.strip().lower():
+                    return mode
+        choices = ", ".join(repr(m.value) for m in cls)
+        raise ConfigurationError(f"unknown auth mode {value!r}: expected one of {choices}")
+
+    @classmethod
+    def parse(cls, value: AuthMode | str) -> AuthMode:
+        """``AuthMode`` from itself or a case-insensitive name (``"IAM"``, ``"password"``)."""
+        return cls(value)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class RefusalReason(enum.Enum):
+    """Why a switch was refused; each maps to one exception of :mod:`rdsiamkit.errors`."""
+
+    #: No such role (:class:`~rdsiamkit.UserNotFoundError`).
+    USER_NOT_FOUND = "user_not_found"
+    #: The name is ``rds_iam`` itself (:class:`~rdsiamkit.ConfigurationError`).
+    RESERVED_ROLE = "reserved_role"
+    #: IAM comes through another role (:class:`~rdsiamkit.InheritedMembershipError`).
+    INHERITED_MEMBERSHIP = "inherited_membership"
+    #: An admin or the session's user could be locked out (:class:`~rdsiamkit.LockoutRefusedError`).
+    LOCKOUT_GUARD = "lockout_guard"
+    #: Also a Kerberos (``rds_ad``) user (:class:`~rdsiamkit.AuthModeError`).
+    CONFLICT = "conflict"
+
+
+class StalePlanError(AuthModeError):
+    """The catalogs changed since the plan was made; nothing was applied, plan again."""
+
+
+@attrs.frozen
+class AuthStatus:
+    """Everything that decides how ``user`` logs in, read in one round trip."""
+
+    user: str
+    mode: AuthMode
+    #: Granted ``rds_iam`` itself (not only through other roles).
+    direct: bool
+    #: Each way to ``rds_iam``: ``(user, ..., "rds_iam")``, shortest first.
+    paths: tuple[tuple[str, ...], ...]
+    can_login: bool
+    is_superuser: bool
+    #: Superuser, CREATEROLE, or member of ``rds_superuser``: a lockout would hurt.
+    is_admin: bool
+    #: The role this session is logged in as (``session_user``) or acts as.
+    is_session_user: bool
+    #: Other settings that fight with the auth mode, each a sentence.
+    conflicts: tuple[str, ...]
+    #: ``None``: unlimited.
+    connection_limit: int | None
+    #: When the *password* expires; ``None``: never.
+    valid_until: dt.datetime | None
+
+    @classmethod
+    def _from_state(cls, state: RoleState) -> AuthStatus:
+        conflicts: tuple[str, ...] = ()
+        if state.is_iam and state.in_rds_ad:
+            conflicts = (_kerberos_conflict(state.name),)
+        return cls(
+            user=state.name,
+            mode=AuthMode.IAM if state.is_iam else AuthMode.PASSWORD,
+            direct=state.direct,
+            paths=state.paths,
+            can_login=state.can_login,
+            is_superuser=state.is_superuser,
+            is_admin=state.is_admin,
+            is_session_user=state.is_session_user,
+            conflicts=conflicts,
+            connection_limit=state.connection_limit,
+            valid_until=state.valid_until,
+        )
+
+    def __str__(self) -> str:
+        if self.mode is AuthMode.IAM:
+            how = []
+            if self.direct:
+                how.append("granted rds_iam directly")
+            vias = sorted({p[1] for p in self.paths if len(p) > 2})
+            if vias:
+                how.append("through " + ", ".join(vias))
+            head = f"{self.user}: IAM ({' and '.join(how) or 'is rds_iam'})"
+        else:
+            head = f"{self.user}: PASSWORD (not a member of rds_iam)"
+        lines = [head]
+        lines.extend("  path: " + " -> ".join(p) for p in self.paths)
+        flags = [
+            "can log in" if self.can_login else "NOLOGIN",
+            f"superuser: {_yes(self.is_superuser)}",
+            f"admin: {_yes(self.is_admin)}",
+        ]
+        if self.is_session_user:
+            flags.append("this session's user")
+        lines.append("  " + ", ".join(flags))
+        limit = "unlimited" if self.connection_limit is None else str(self.connection_limit)
+        until = "never" if self.valid_until is None else self.valid_until.isoformat()
+        lines.append(f"  connection limit: {limit}, password valid until: {until}")
+        lines.extend(f"  conflict: {c}" for c in self.conflicts)
+        return "\n".join(lines)
+
+
+@attrs.frozen
+class AuthModeChange:
+    """What :func:`set_auth_mode` did (or, with ``dry_run``, would do)."""
+
+    user: str
+    before: AuthMode
+    after: AuthMode
+    #: The auth mode changed (with ``dry_run``: would change).
+    changed: bool
+    #: An IAM login as ``user`` was tested and worked.
+    verified: bool
+    #: A new password was set (with ``dry_run``: would be set).
+    password_set: bool
+    dry_run: bool
+    #: The SQL sent (or to send); any password verifier is redacted.
+    statements: tuple[str, ...]
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@attrs.frozen
+class PlannedSwitch:
+    """One role the plan switches: ``GRANT`` to go IAM, ``REVOKE`` to go PASSWORD."""
+
+    user: str
+    before: AuthMode
+    after: AuthMode
+    #: The role's oid when planned: a role dropped and re-created makes the plan stale.
+    oid: int = attrs.field(repr=False)
+
+    @property
+    def statement(self) -> str:
+        return "GRANT" if self.after is AuthMode.IAM else "REVOKE"
+
+
+@attrs.frozen
+class UnchangedRole:
+    """A role already in the wanted mode."""
+
+    user: str
+    mode: AuthMode
+
+
+@attrs.frozen
+class Refusal:
+    """A role the plan will not switch, and why, with what to do instead."""
+
+    user: str
+    wanted: AuthMode
+    reason: RefusalReason
+    detail: str
+
+
+@attrs.frozen
+class ApplyResult:
+    """What :meth:`AuthModePlan.apply` changed."""
+
+    granted: tuple[str, ...]
+    revoked: tuple[str, ...]
+    batches: int
+    elapsed: float
+
+    def __str__(self) -> str:
+        return (
+            f"granted rds_iam to {len(self.granted)}, revoked it from {len(self.revoked)} "
+            f"in {self.batches} batch(es), {self.elapsed:.3f} s"
+        )
+
+
+@attrs.frozen
+class AuthModePlan:
+    """What switching many roles would do; read it (``str()``), then :meth:`apply` it."""
+
+    changes: tuple[PlannedSwitch, ...]
+    unchanged: tuple[UnchangedRole, ...]
+    refused: tuple[Refusal, ...]
+
+    @property
+    def to_grant(self) -> tuple[str, ...]:
+        """Roles to switch to IAM."""
+        return tuple(c.user for c in self.changes if c.after is AuthMode.IAM)
+
+    @property
+    def to_revoke(self) -> tuple[str, ...]:
+        """Roles to switch to PASSWORD."""
+        return tuple(c.user for c in self.changes if c.after is AuthMode.PASSWORD)
+
+    def __str__(self) -> str:
+        lines = [
+            f"auth mode plan: {len(self.to_grant)} to IAM (GRANT rds_iam), "
+            f"{len(self.to_revoke)} to PASSWORD (REVOKE rds_iam), "
+            f"{len(self.unchanged)} unchanged, {len(self.refused)} refused"
+        ]
+        lines.extend(f"  {c.statement:<7} {c.user}: {c.before} -> {c.after}" for c in self.changes)
+        lines.extend(f"  same    {u.user}: {u.mode}" for u in self.unchanged)
+        lines.extend(
+            f"  REFUSED {r.user} -> {r.wanted} ({r.reason.value}): {r.detail}" for r in self.refused
+        )
+        return "\n".join(lines)
+
+    def to_dicts(self) -> list[dict[str, str | None]]:
+        """One plain dict per role, for JSON or a table."""
+        rows: list[dict[str, str | None]] = [
+            {
+                "user": c.user,
+                "action": c.statement.lower(),
+                "before": c.before.value,
+                "after": c.after.value,
+                "reason": None,
+                "detail": None,
+            }
+            for c in self.changes
+        ]
+        rows.extend(
+            {
+                "user": u.user,
+                "action": "none",
+                "before": u.mode.value,
+                "after": u.mode.value,
+                "reason": None,
+                "detail": None,
+            }
+            for u in self.unchanged
+        )
+        rows.extend(
+            {
+                "user": r.user,
+                "action": "refused",
+                "before": None,
+                "after": r.wanted.value,
+                "reason": r.reason.value,
+                "detail": r.detail,
+            }
+            for r in self.refused
+        )
+        return rows
+
+    def apply(
+        self,
+        conn: psycopg.Connection[_R],
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        progress: Callable[[int, int], object] | None = None,
+        single_transaction: bool = True,
+    ) -> ApplyResult:
+        """Apply :attr:`changes` (refused roles are left alone) in batches.
+
+        Each batch is one round trip: it re-reads the batch's roles, sends one
+        ``GRANT rds_iam TO ...`` and one ``REVOKE rds_iam FROM ...``, and reads
+        the result back.  If any role changed since planning,
+        :class:`StalePlanError` is raised; if a role does not end up in the
+        wanted mode, :class:`~rdsiamkit.AuthModeError`.  Either way, or on any
+        server error, everything is rolled back: all batches by default, only
+        the failing batch with ``single_transaction=False`` (earlier batches
+        stay committed).  ``progress(done, total)`` runs after each batch;
+        with ``single_transaction`` "done" is not yet committed.
+        """
+        if batch_size < 1:
+            raise ConfigurationError(f"batch_size must be at least 1, got {batch_size!r}")
+        started = time.perf_counter()
+        total = len(self.changes)
+        batches = [self.changes[i : i + batch_size] for i in range(0, total, batch_size)]
+        if self.refused:
+            log.warning(
+                "applying an auth mode plan that leaves %d refused role(s) alone", len(self.refused)
+            )
+        done = 0
+        if single_transaction and batches:
+            with _writing(conn, f"applying the auth mode plan ({total} roles)", rolled="all"):
+                for number, batch in enumerate(batches, 1):
+                    _apply_batch(conn, batch, number, len(batches))
+                    done += len(batch)
+                    if progress is not None:
+                        progress(done, total)
+        else:
+            for number, batch in enumerate(batches, 1):
+                what = f"batch {number}/{len(batches)} of the auth mode plan"
+                rolled = f"this batch ({done} earlier role(s) stay switched)"
+                with _writing(conn, what, rolled=rolled):
+                    _apply_batch(conn, batch, number, len(batches))
+                done += len(batch)
+                if progress is not None:
+                    progress(done, total)
+        result = ApplyResult(
+            granted=self.to_grant,
+            revoked=self.to_revoke,
+            batches=len(batches),
+            elapsed=time.perf_counter() - started,
+        )
+        log.info("auth mode plan applied: %s", result)
+        return result
+
+
+@attrs.frozen
+class _Decision:
+    """What to do with one role: a statement, nothing, or a refusal."""
+
+    statement: str | None = None
+    reason: RefusalReason | None = None
+    detail: str = ""
+
+
+def get_auth_mode(conn: psycopg.Connection[_R], user: str) -> AuthMode:
+    """How ``user`` logs in: IAM iff it reaches ``rds_iam`` as pg_hba's ``+rds_iam`` sees it."""
+    (mode,) = read_modes(conn, [check_name(user)])
+    if mode.oid is None:
+        raise UserNotFoundError(f"role {user!r} does not exist")
+    return AuthMode.IAM if mode.is_iam else AuthMode.PASSWORD
+
+
+def auth_status(conn: psycopg.Connection[_R], user: str) -> AuthStatus:
+    """Mode, paths to ``rds_iam``, admin rights and conflicts of ``user``, in one round trip."""
+    (state,) = read_states(conn, [check_name(user)])
+    if state.oid is None:
+        raise UserNotFoundError(f"role {user!r} does not exist")
+    return AuthStatus._from_state(state)
+
+
+def set_auth_mode(
+    conn: psycopg.Connection[_R],
+    user: str,
+    mode: AuthMode | str,
+    *,
+    verify: bool = False,
+    new_password: str | None = None,
+    session: boto3.Session | None = None,
+    region: str | None = None,
+    token_provider: TokenProvider | None = None,
+    token_host: str | None = None,
+    token_port: int | None = None,
+    dry_run: bool = False,
+) -> AuthModeChange:
+    """Switch ``user`` to ``mode``; a no-op when it is already there (``changed=False``).
+
+    To IAM: ``GRANT rds_iam``.  Admins and the session's own user are refused
+    (:class:`~rdsiamkit.LockoutRefusedError`) unless ``verify=True``, which
+    commits the grant, logs in as ``user`` with an IAM token over the same
+    endpoint and TLS settings as ``conn`` (signed with ``session`` /
+    ``token_provider``, for ``token_host:token_port`` behind a tunnel), and
+    revokes the grant again if that login fails
+    (:class:`~rdsiamkit.VerificationFailedError`).
+
+    To PASSWORD: ``REVOKE rds_iam``, refused with
+    :class:`~rdsiamkit.InheritedMembershipError` when IAM also comes through
+    another role.  ``new_password`` is set in the same transaction, hashed on
+    the client (SCRAM-SHA-256) so the plain text never reaches the server.
+
+    ``dry_run`` runs every check and returns the statements without changing
+    anything.  See the module docstring for how ``conn``'s transaction is used.
+    """
+    check_name(user)
+    target = AuthMode.parse(mode)
+    if new_password is not None:
+        _check_password(new_password, target)
+    if verify and target is AuthMode.PASSWORD:
+        raise ConfigurationError(
+            "verify=True tests an IAM login, so it applies to switches to IAM only"
+        )
+    if verify and not dry_run:
+        _check_can_verify(conn)
+    if dry_run:
+        (state,) = read_states(conn, [user])
+        decision = _decide(state, target, verify=verify)
+        _raise_refusal(decision)
+        return _describe(conn, state, target, decision, new_password, dry_run=True)
+    with _writing(conn, f"switching {user!r} to {target}", rolled="it"):
+        (state,) = read_states(conn, [user])
+        decision = _decide(state, target, verify=verify)
+        _raise_refusal(decision)
+        change = _describe(conn, state, target, decision, new_password, dry_run=False)
+        if change.changed or change.password_set:
+            _execute_switch(conn, state, target, decision, new_password)
+    if change.changed:
+        log.info("%s", change.message)
+    if not verify:
+        return change
+    _verify_or_undo(
+        conn,
+        change,
+        session=session,
+        region=region,
+        token_provider=token_provider,
+        token_host=token_host,
+        token_port=token_port,
+    )
+    return attrs.evolve(change, verified=True, message=change.message + "; IAM login verified")
+
+
+def plan_auth_modes(
+    conn: psycopg.Connection[_R], targets: Mapping[str, AuthMode | str]
+) -> AuthModePlan:
+    """Decide, in one round trip, what switching every ``user: mode`` in ``targets`` takes.
+
+    Nothing is changed.  Refusals follow :func:`set_auth_mode`'s rules; admins
+    and the session's own user are always refused here (switch them one at a
+    time with ``verify=True``).
+    """
+    wanted = {check_name(user): AuthMode.parse(mode) for user, mode in targets.items()}
+    states = read_states(conn, list(wanted))
+    changes: list[PlannedSwitch] = []
+    unchanged: list[UnchangedRole] = []
+    refused: list[Refusal] = []
+    for state in states:
+        target = wanted[state.name]
+        decision = _decide(state, target, verify=False)
+        if decision.reason is not None:
+            refused.append(Refusal(state.name, target, decision.reason, decision.detail))
+        elif decision.statement is None:
+            unchanged.append(UnchangedRole(state.name, target))
+        else:
+            before = AuthMode.IAM if state.is_iam else AuthMode.PASSWORD
+            assert state.oid is not None  # a statement is only decided for existing roles
+            changes.append(PlannedSwitch(state.name, before, target, state.oid))
+    return AuthModePlan(tuple(changes), tuple(unchanged), tuple(refused))
+
+
+# --- deciding -------------------------------------------------------------------------------
+
+
+def _decide(state: RoleState, target: AuthMode, *, verify: bool) -> _Decision:
+    """The one rule book for :func:`set_auth_mode`, plans, and re-checks at apply time."""
+    user = state.name
+    if state.oid is None:
+        return _Decision(
+            reason=RefusalReason.USER_NOT_FOUND, detail=f"role {user!r} does not exist"
+        )
+    if user == IAM_ROLE:
+        return _Decision(
+            reason=RefusalReason.RESERVED_ROLE,
+            detail="rds_iam is the role that marks IAM users, not a user to switch",
+        )
+    if target is AuthMode.PASSWORD:
+        if state.inherited_paths:
+            return _Decision(
+                reason=RefusalReason.INHERITED_MEMBERSHIP, detail=_inherited_detail(state)
+            )
+        return _Decision(statement="REVOKE" if state.is_iam else None)
+    return _decide_iam(state, verify=verify)
+
+
+def _decide_iam(state: RoleState, *, verify: bool) -> _Decision:
+    user = state.name
+    if state.is_iam:
+        return _Decision()
+    if state.in_rds_ad:
+        return _Decision(reason=RefusalReason.CONFLICT, detail=_kerberos_conflict(user))
+    if state.guarded_members:
+        members = ", ".join(state.guarded_members)
+        return _Decision(
+            reason=RefusalReason.LOCKOUT_GUARD,
+            detail=(
+                f"granting rds_iam to {user} also makes its member role(s) {members} need IAM, "
+                "and they are admins or this session's user; switch each of them alone with "
+                f"verify=True, or remove them from {user} first"
+            ),
+        )
+    why = _guard_reasons(state)
+    if why and not verify:
+        return _Decision(
+            reason=RefusalReason.LOCKOUT_GUARD,
+            detail=(
+                f"{user} is {' and '.join(why)}: if its IAM login does not work (IAM policy, "
+                "region, endpoint...) it can no longer log in at all. Switch it alone with "
+                "verify=True: that grants, tests an IAM login as "
+                f"{user}, and revokes again if the login fails"
+            ),
+        )
+    return _Decision(statement="GRANT")
+
+
+def _guard_reasons(state: RoleState) -> list[str]:
+    why = []
+    if state.is_session_user:
+        why.append("this session's user")
+    if state.is_superuser:
+        why.append("a superuser")
+    elif state.can_create_role:
+        why.append("an admin (CREATEROLE)")
+    elif state.in_rds_superuser:
+        why.append("an admin (member of rds_superuser)")
+    return why
+
+
+def _inherited_detail(state: RoleState) -> str:
+    user = _ident(state.name)
+    paths = state.inherited_paths
+    vias = sorted({p[1] for p in paths})
+    holders = sorted({p[-2] for p in paths})
+    fixes = [f"REVOKE {_ident(v)} FROM {user}" for v in vias]
+    fixes += [
+        f"REVOKE {_ident(IAM_ROLE)} FROM {_ident(h)} (switches every member of {h})"
+        for h in holders
+    ]
+    also = " It also has a direct grant, which the switch would revoke." if state.direct else ""
+    shown = "; ".join(" -> ".join(p) for p in paths)
+    return (
+        f"{state.name} needs IAM through {', '.join(vias)} ({shown}), so revoking rds_iam "
+        f"from {state.name} cannot switch it to PASSWORD.{also} Cut every path first, "
+        f"e.g. {' or '.join(fixes)}; then switch it again"
+    )
+
+
+def _kerberos_conflict(user: str) -> str:
+    return (
+        f"{user} is a member of {KERBEROS_ROLE} (Kerberos): an RDS user logs in with Kerberos or "
+        f"IAM, not both; REVOKE {KERBEROS_ROLE} FROM {_ident(user)} first if it should use IAM"
+    )
+
+
+_REFUSAL_ERRORS: dict[RefusalReason, type[RdsIamError]] = {
+    RefusalReason.USER_NOT_FOUND: UserNotFoundError,
+    RefusalReason.RESERVED_ROLE: ConfigurationError,
+    RefusalReason.INHERITED_MEMBERSHIP: InheritedMembershipError,
+    RefusalReason.LOCKOUT_GUARD: LockoutRefusedError,
+    RefusalReason.CONFLICT: AuthModeError,
+}
+
+
+def _raise_refusal(decision: _Decision) -> None:
+    if decision.reason is not None:
+        raise _REFUSAL_ERRORS[decision.reason](decision.detail)
+
+
+# --- writing --------------------------------------------------------------------------------
+
+
+@contextmanager
+def _writing(conn: psycopg.Connection[_R], what: str, *, rolled: str) -> Iterator[None]:
+    """``conn.transaction()``, turning server errors into :class:`AuthModeError`."""
+    try:
+        with conn.transaction():
+            yield
+    except RdsIamError:
+        raise
+    except psycopg.Error as err:
+        raise AuthModeError(f"{what} failed; {rolled} was rolled back: {err}") from err
+
+
+def _switch_statement(statement: str, users: Sequence[str]) -> sql.Composed:
+    roles = sql.SQL(", ").join(sql.Identifier(u) for u in users)
+    template = "GRANT {iam} TO {roles}" if statement == "GRANT" else "REVOKE {iam} FROM {roles}"
+    return sql.SQL(template).format(iam=sql.Identifier(IAM_ROLE), roles=roles)
+
+
+def _password_statement(user: str, verifier: sql.Composable) -> sql.Composed:
+    return sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(user), verifier)
+
+
+def _describe(
+    conn: psycopg.Connection[_R],
+    state: RoleState,
+    target: AuthMode,
+    decision: _Decision,
+    new_password: str | None,
+    *,
+    dry_run: bool,
+) -> AuthModeChange:
+    before = AuthMode.IAM if state.is_iam else AuthMode.PASSWORD
+    statements = []
+    if decision.statement is not None:
+        statements.append(_switch_statement(decision.statement, [state.name]).as_string(conn))
+    if new_password is not None:
+        statements.append(_password_statement(state.name, _REDACTED).as_string(conn))
+    changed = decision.statement is not None
+    if changed:
+        verb = "would switch" if dry_run else "switched"
+        message = f"{state.name}: {verb} {before} -> {target} ({decision.statement} rds_iam)"
+    else:
+        message = f"{state.name}: already {target}, nothing to switch"
+    if new_password is not None:
+        message += "; new password " + ("would be set" if dry_run else "set")
+    return AuthModeChange(
+        user=state.name,
+        before=before,
+        after=target,
+        changed=changed,
+        verified=False,
+        password_set=new_password is not None,
+        dry_run=dry_run,
+        statements=tuple(statements),
+        message=message,
+    )
+
+
+def _execute_switch(
+    conn: psycopg.Connection[_R],
+    state: RoleState,
+    target: AuthMode,
+    decision: _Decision,
+    new_password: str | None,
+) -> None:
+    """Send the statements and read the result back, in one round trip."""
+    parts: list[sql.Composable] = []
+    if decision.statement is not None:
+        parts.append(_switch_statement(decision.statement, [state.name]))
+    if new_password is not None:
+        verifier = conn.pgconn.encrypt_password(
+            new_password.encode(), state.name.encode(), b"scram-sha-256"
+        )
+        parts.append(_password_statement(state.name, sql.Literal(verifier.decode("ascii"))))
+    parts.append(modes_query(names_literal([state.name])))
+    (mode,) = parse_modes(_round_trip(conn, parts)[-1])
+    if mode.is_iam != (target is AuthMode.IAM):
+        raise AuthModeError(_not_switched(state, target))
+
+
+def _not_switched(state: RoleState, target: AuthMode) -> str:
+    """Why a role is not in ``target`` mode right after the statement that should do it."""
+    if target is AuthMode.IAM:
+        return f"{state.name} still logs in with its password after GRANT rds_iam; rolled back"
+    grantors = ", ".join(state.direct_grantors) or "another role"
+    return (
+        f"{state.name} still needs IAM after REVOKE rds_iam, so it was rolled back: on "
+        "PostgreSQL 16+ REVOKE only removes grants made by the current role, and this one was "
+        f"granted by {grantors}; revoke it as that role (or with GRANTED BY), then switch again"
+    )
+
+
+def _round_trip(
+    conn: psycopg.Connection[_R], parts: Sequence[sql.Composable]
+) -> list[list[tuple[Any, ...]]]:
+    """Run ``parts`` as one simple-protocol query; return the rows of each row-returning part.
+
+    Without bind parameters psycopg sends one ``Query`` message: all parts
+    travel together and run in order inside the open transaction.
+    """
+    query = sql.SQL(";\n").join(parts)
+    results: list[list[tuple[Any, ...]]] = []
+    with conn.cursor(row_factory=tuple_row) as cur:
+        cur.execute(query)
+        while True:
+            if cur.description is not None:
+                results.append(cur.fetchall())
+            if not cur.nextset():
+                return results
+
+
+def _apply_batch(
+    conn: psycopg.Connection[_R], batch: Sequence[PlannedSwitch], number: int, count: int
+) -> None:
+    names = [c.user for c in batch]
+    literal = names_literal(names)
+    parts: list[sql.Composable] = [state_query(literal)]
+    grants = [c.user for c in batch if c.after is AuthMode.IAM]
+    revokes = [c.user for c in batch if c.after is AuthMode.PASSWORD]
+    if grants:
+        parts.append(_switch_statement("GRANT", grants))
+    if revokes:
+        parts.append(_switch_statement("REVOKE", revokes))
+    parts.append(modes_query(literal))
+    try:
+        results = _round_trip(conn, parts)
+    except psycopg.errors.UndefinedObject as err:
+        raise StalePlanError(
+            f"batch {number}/{count}: a planned role no longer exists ({err}); nothing was "
+            "applied from this plan's open transaction, plan again"
+        ) from err
+    before, after = parse_states(results[0]), parse_modes(results[-1])
+    stale = [
+        f"{c.user} ({_staleness(state, c)})"
+        for state, c in zip(before, batch, strict=True)
+        if _staleness(state, c)
+    ]
+    if stale:
+        raise StalePlanError(
+            f"batch {number}/{count}: {len(stale)} role(s) changed since the plan was made, so "
+            f"nothing was applied; plan again. {_first(stale)}"
+        )
+    wrong = [
+        _not_switched(state, c.after)
+        for state, mode, c in zip(before, after, batch, strict=True)
+        if mode.is_iam != (c.after is AuthMode.IAM)
+    ]
+    if wrong:
+        raise AuthModeError(f"batch {number}/{count}: {len(wrong)} role(s): {_first(wrong)}")
+    log.debug(
+        "auth mode batch %d/%d: %d granted, %d revoked", number, count, len(grants), len(revokes)
+    )
+
+
+def _staleness(state: RoleState, change: PlannedSwitch) -> str:
+    """Empty if ``change`` still follows from ``state``; else what changed."""
+    if state.oid != change.oid:
+        return "dropped" if state.oid is None else "dropped and re-created"
+    decision = _decide(state, change.after, verify=False)
+    if decision.reason is not None:
+        return f"now refused: {decision.detail}"
+    if decision.statement != change.statement:
+        return f"already {change.after}"
+    return ""
+
+
+def _first(items: Sequence[str], shown: int = 5) -> str:
+    more = f" (and {len(items) - shown} more)" if len(items) > shown else ""
+    return "; ".join(items[:shown]) + more
+
+
+# --- verifying ------------------------------------------------------------------------------
+
+
+def _check_password(password: object, target: AuthMode) -> None:
+    if not isinstance(password, str) or not password:
+        raise ConfigurationError("new_password must be a non-empty str")
+    if "\x00" in password:
+        raise ConfigurationError("new_password must not contain a NUL character")
+    if target is AuthMode.IAM:
+        raise ConfigurationError(
+            "new_password only applies when switching to PASSWORD: an IAM user's password "
+            "is never used"
+        )
+
+
+def _check_can_verify(conn: psycopg.Connection[_R]) -> None:
+    """Refuse ``verify=True`` before changing anything when it could not work."""
+    status = conn.info.transaction_status
+    if status != psycopg.pq.TransactionStatus.IDLE:
+        raise ConfigurationError(
+            f"verify=True must commit the grant before testing a login, but conn is in a "
+            f"transaction ({status.name}); commit or roll back first, or use autocommit"
+        )
+    host = conn.info.host
+    if not host or host.startswith("/"):
+        raise ConfigurationError(
+            f"verify=True logs in over TCP with TLS to conn's endpoint, but conn uses the Unix "
+            f"socket {host!r}; connect by endpoint name"
+        )
+
+
+def _iam_login_params(conn: psycopg.Connection[_R], user: str) -> dict[str, Any]:
+    """Endpoint and TLS settings of ``conn``, for a login as ``user``.
+
+    sslmode is always ``verify-full`` for a token (the connect function's
+    default): ``conn``'s own is passed on only when it is that.
+    """
+    params = conn.info.get_parameters()
+    options: dict[str, Any] = {
+        "host": conn.info.host,
+        "port": conn.info.port,
+        "dbname": conn.info.dbname,
+        "user": user,
+    }
+    for key in ("hostaddr", "sslrootcert", "connect_timeout"):
+        if params.get(key):
+            options[key] = params[key]
+    if params.get("sslmode") == "verify-full":
+        options["sslmode"] = "verify-full"
+    return options
+
+
+def _verify_or_undo(
+    conn: psycopg.Connection[_R],
+    change: AuthModeChange,
+    *,
+    session: boto3.Session | None,
+    region: str | None,
+    token_provider: TokenProvider | None,
+    token_host: str | None,
+    token_port: int | None,
+) -> None:
+    """Log in as the user with a token; if that fails, revoke what was just granted."""
+    from rdsiamkit.connection import connect  # noqa: PLC0415  (keeps boto3 out of import)
+
+    user = change.user
+    options = _iam_login_params(conn, user)
+    where = f"{options['host']}:{options['port']}"
+    try:
+        with connect(
+            session=session,
+            region=region,
+            token_provider=token_provider,
+            token_host=token_host,
+            token_port=token_port,
+            autocommit=True,
+            **options,
+        ) as iam_conn:
+            row = iam_conn.execute("SELECT current_user").fetchone()
+        if row is None or row[0] != user:
+            raise VerificationFailedError(
+                f"the IAM login to {where} reached the server as {row!r}, not as {user!r}"
+            )
+    except Exception as err:
+        if not change.changed:
+            raise VerificationFailedError(
+                f"{user} already needed IAM, so nothing was changed, but an IAM login as {user} "
+                f"to {where} failed: {err}"
+            ) from err
+        _undo_grant(conn, user, reason=str(err))
+        raise VerificationFailedError(
+            f"switching {user} to IAM was rolled back (REVOKE rds_iam): an IAM login as {user} "
+            f"to {where} failed, so {user} logs in with its password as before. Login error: "
+            f"{err}"
+        ) from err
+    except BaseException:
+        _undo_grant(conn, user, reason="interrupted")
+        raise
+
+
+def _undo_grant(conn: psycopg.Connection[_R], user: str, *, reason: str) -> None:
+    log.warning("IAM login as %s failed; revoking the rds_iam grant just made", user)
+    try:
+        with conn.transaction():
+            rows = _round_trip(
+                conn, [_switch_statement("REVOKE", [user]), modes_query(names_literal([user]))]
+            )
+        (mode,) = parse_modes(rows[-1])
+        if mode.is_iam:
+            raise AuthModeError(f"{user} still reaches rds_iam after REVOKE")
+    except (psycopg.Error, RdsIamError) as err:
+        raise VerificationFailedError(
+            f"an IAM login as {user} failed ({reason}) and revoking the grant failed too "
+            f"({err}): {user} may now need IAM. Run REVOKE rds_iam FROM {_ident(user)} as an "
+            "admin"
+        ) from err
+
+
+# --- formatting -----------------------------------------------------------------------------
+
+
+def _ident(name: str) -> str:
+    """``name`` as SQL shows it (quoted when needed), for messages."""
+    return sql.Identifier(name).as_string(None)
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
