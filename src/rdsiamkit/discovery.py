@@ -178,16 +178,23 @@ def discover(
     session = session or default_session()
     if "." in target:
         endpoint = Endpoint.parse(target)
-        client = _rds(session, region or endpoint.region)
-        return _discover_endpoint(client, endpoint)
+        if region is not None and region != endpoint.region:
+            raise ConfigurationError(
+                f"region={region!r} contradicts endpoint {endpoint.host!r}, which is in "
+                f"{endpoint.region!r}"
+            )
+        return _discover_endpoint(_rds(session, endpoint.region), endpoint)
     client = _rds(session, region)
+    last: ResourceNotFoundError | None = None
     for kind in _LOOKUP_ORDER:
-        with contextlib.suppress(ResourceNotFoundError):
+        try:
             return _describe(client, kind, target)
+        except ResourceNotFoundError as err:
+            last = err
     raise ResourceNotFoundError(
         f"no DB cluster, DB instance or RDS Proxy named {target!r} in {client.meta.region_name}",
         operation="DescribeDBClusters, DescribeDBInstances, DescribeDBProxies",
-    )
+    ) from last
 
 
 def list_databases(
