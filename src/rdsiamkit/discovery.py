@@ -34,7 +34,12 @@ from rdsiamkit.errors import (
 if TYPE_CHECKING:
     import boto3
     from mypy_boto3_rds import RDSClient
-    from mypy_boto3_rds.type_defs import DBClusterTypeDef, DBInstanceTypeDef, DBProxyTypeDef
+    from mypy_boto3_rds.type_defs import (
+        DBClusterTypeDef,
+        DBInstanceTypeDef,
+        DBProxyTypeDef,
+        PaginatorConfigTypeDef,
+    )
 
 __all__ = [
     "DatabaseResource",
@@ -62,6 +67,8 @@ _NOT_FOUND_CODES = frozenset(
 _ACCESS_DENIED_CODES = frozenset(
     {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError"}
 )
+# Ask for the most records per page RDS allows (100): fewest round trips.
+_PAGES: PaginatorConfigTypeDef = {"PageSize": 100}
 # RDS Proxy listens on the engine's usual port; DescribeDBProxies does not say.
 _PROXY_PORTS = {"POSTGRESQL": 5432, "MYSQL": 3306, "SQLSERVER": 1433}
 
@@ -204,12 +211,16 @@ def list_databases(
     client = _rds(session or default_session(), region)
     clusters: list[DatabaseResource] = []
     with aws_errors("DescribeDBClusters", "*"):
-        for cluster_page in client.get_paginator("describe_db_clusters").paginate():
+        for cluster_page in client.get_paginator("describe_db_clusters").paginate(
+            PaginationConfig=_PAGES
+        ):
             clusters.extend(_from_cluster(c) for c in cluster_page["DBClusters"])
     cluster_ids = {c.identifier: c.resource_id for c in clusters}
     instances: list[DatabaseResource] = []
     with aws_errors("DescribeDBInstances", "*"):
-        for instance_page in client.get_paginator("describe_db_instances").paginate():
+        for instance_page in client.get_paginator("describe_db_instances").paginate(
+            PaginationConfig=_PAGES
+        ):
             for instance in instance_page["DBInstances"]:
                 member_of = instance.get("DBClusterIdentifier")
                 cluster_resource_id = cluster_ids.get(member_of) if member_of else None
@@ -221,7 +232,9 @@ def list_databases(
                 instances.append(_from_instance(instance, cluster_resource_id))
     proxies: list[DatabaseResource] = []
     with aws_errors("DescribeDBProxies", "*"):
-        for proxy_page in client.get_paginator("describe_db_proxies").paginate():
+        for proxy_page in client.get_paginator("describe_db_proxies").paginate(
+            PaginationConfig=_PAGES
+        ):
             proxies.extend(_from_proxy(p) for p in proxy_page["DBProxies"])
     log.debug(
         "found %d clusters, %d instances, %d proxies in %s",

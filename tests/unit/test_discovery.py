@@ -229,19 +229,48 @@ def test_region_contradicting_the_endpoint_is_refused(session: boto3.Session) ->
 
 
 def test_list_databases_paginates(session: boto3.Session) -> None:
-    """120 clusters (more than one 100-record page), an instance and a proxy are all listed."""
+    """120 instances (two 100-record pages on moto), a cluster and a proxy are all listed."""
     for i in range(120):
-        _cluster(session, f"c{i:03d}", iam=False)
-    _instance(session)
+        _instance(session, f"db{i:03d}")
+    _cluster(session)
     _proxy(session)
+    pages: list[str] = []
+    session.events.register(
+        "before-call.rds.DescribeDBInstances", lambda **kwargs: pages.append("page")
+    )
     found = list_databases(session=session)
+    assert len(pages) == 2
     kinds = [r.kind for r in found]
-    assert kinds.count(ResourceKind.CLUSTER) == 120
-    assert kinds.count(ResourceKind.INSTANCE) == 1
+    assert kinds.count(ResourceKind.CLUSTER) == 1
+    assert kinds.count(ResourceKind.INSTANCE) == 120
     assert kinds.count(ResourceKind.PROXY) == 1
-    assert sorted(r.identifier for r in found if r.kind is ResourceKind.CLUSTER) == [
-        f"c{i:03d}" for i in range(120)
+    assert sorted(r.identifier for r in found if r.kind is ResourceKind.INSTANCE) == [
+        f"db{i:03d}" for i in range(120)
     ]
+
+
+def test_list_databases_follows_cluster_markers() -> None:
+    """120 clusters over two DescribeDBClusters pages are all listed (moto does not page these)."""
+    fake = _StubbedSession("rds")
+    records = [
+        _cluster_record(
+            DBClusterIdentifier=f"c{i:03d}",
+            DBClusterArn=f"arn:aws:rds:{REGION}:{ACCOUNT}:cluster:c{i:03d}",
+        )
+        for i in range(120)
+    ]
+    fake.stubber.add_response(
+        "describe_db_clusters", {"DBClusters": records[:100], "Marker": "m1"}, {"MaxRecords": 100}
+    )
+    fake.stubber.add_response(
+        "describe_db_clusters", {"DBClusters": records[100:]}, {"MaxRecords": 100, "Marker": "m1"}
+    )
+    fake.stubber.add_response("describe_db_instances", {"DBInstances": []}, {"MaxRecords": 100})
+    fake.stubber.add_response("describe_db_proxies", {"DBProxies": []}, {"MaxRecords": 100})
+    with fake.stubber:
+        found = list_databases(session=fake)  # type: ignore[arg-type]
+    fake.stubber.assert_no_pending_responses()
+    assert [r.identifier for r in found] == [f"c{i:03d}" for i in range(120)]
 
 
 def test_list_databases_maps_members_to_their_cluster(session: boto3.Session) -> None:
