@@ -1,0 +1,601 @@
+"""Auth modes against the RDS IAM emulator: reading, switching, guards, bulk plans."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import pq, sql
+
+from rdsiamkit.authmode import (
+    AuthMode,
+    RefusalReason,
+    StalePlanError,
+    auth_status,
+    get_auth_mode,
+    plan_auth_modes,
+    set_auth_mode,
+)
+from rdsiamkit.connection import connect
+from rdsiamkit.errors import (
+    AuthModeError,
+    ConfigurationError,
+    InheritedMembershipError,
+    LockoutRefusedError,
+    RdsIamRoleMissingError,
+    UserNotFoundError,
+    VerificationFailedError,
+)
+from rdsiamkit.testing import AuthFailureReason, FakeCredentials, RdsIamEmulator
+from rdsiamkit.tokens import TokenProvider
+
+PASSWORD = "Corr3ct-horse-battery"  # test-only password for roles made here
+
+MakeRole = Callable[..., str]
+
+
+@pytest.fixture
+def admin(rds_emulator: RdsIamEmulator) -> Iterator[psycopg.Connection[Any]]:
+    """The master user's autocommit connection, over TLS like a real RDS admin session."""
+    with rds_emulator.connect_admin() as conn:
+        yield conn
+
+
+@pytest.fixture
+def make_role(admin: psycopg.Connection[Any]) -> Iterator[MakeRole]:
+    """Create uniquely named roles (any name, any options); drop them all afterwards."""
+    created: list[str] = []
+
+    def make(
+        name: str | None = None,
+        *,
+        login: bool = True,
+        password: str | None = PASSWORD,
+        member_of: Sequence[str] = (),
+        options: str = "",
+    ) -> str:
+        name = name or f"am_{uuid.uuid4().hex[:10]}"
+        query = sql.SQL("CREATE ROLE {} {} {}").format(
+            sql.Identifier(name),
+            sql.SQL("LOGIN" if login else "NOLOGIN"),
+            sql.SQL(options),
+        )
+        admin.execute(query)
+        created.append(name)
+        if password is not None:
+            admin.execute(
+                sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                    sql.Identifier(name), sql.Literal(password)
+                )
+            )
+        for group in member_of:
+            admin.execute(
+                sql.SQL("GRANT {} TO {}").format(sql.Identifier(group), sql.Identifier(name))
+            )
+        return name
+
+    yield make
+    for name in reversed(created):
+        admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def creds(rds_emulator: RdsIamEmulator) -> FakeCredentials:
+    return rds_emulator.add_credentials()
+
+
+def password_login(emu: RdsIamEmulator, user: str, password: str = PASSWORD) -> str:
+    """Log in with a password over TLS; return current_user."""
+    with psycopg.connect(**emu.conninfo(user, password=password), connect_timeout=10) as conn:
+        row = conn.execute("SELECT current_user").fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def token_login(emu: RdsIamEmulator, user: str, creds: FakeCredentials) -> str:
+    """Log in with an IAM token through the kit; return current_user."""
+    info = dict(emu.conninfo(user))
+    info.pop("sslmode", None)
+    provider = TokenProvider(session=creds.boto3_session(region=emu.region))
+    with connect(**info, token_provider=provider, region=emu.region) as conn:
+        row = conn.execute("SELECT current_user").fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+@contextmanager
+def round_trips(conn: psycopg.Connection[Any]) -> Iterator[list[int]]:
+    """Count client/server round trips (one ReadyForQuery each) with libpq's protocol trace."""
+    counted: list[int] = []
+    with tempfile.TemporaryFile("w+") as trace:
+        conn.pgconn.trace(trace.fileno())
+        conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+        try:
+            yield counted
+        finally:
+            conn.pgconn.untrace()
+            trace.seek(0)
+            counted.append(sum(1 for line in trace if line.startswith("B\t5\tReadyForQuery")))
+
+
+# --- the acceptance scenario ------------------------------------------------------------------
+
+
+def test_password_to_iam_and_back(
+    rds_emulator: RdsIamEmulator,
+    admin: psycopg.Connection[Any],
+    make_role: MakeRole,
+    creds: FakeCredentials,
+) -> None:
+    """Password login -> IAM (password refused, token works) -> PASSWORD (password works)."""
+    user = make_role()
+    assert password_login(rds_emulator, user) == user
+    change = set_auth_mode(admin, user, AuthMode.IAM)
+    assert (change.before, change.after, change.changed) == (
+        AuthMode.PASSWORD,
+        AuthMode.IAM,
+        True,
+    )
+    assert change.statements == (f'GRANT "rds_iam" TO "{user}"',)
+    with pytest.raises(psycopg.OperationalError, match="PAM authentication failed"):
+        password_login(rds_emulator, user)
+    assert token_login(rds_emulator, user, creds) == user
+    back = set_auth_mode(admin, user, AuthMode.PASSWORD)
+    assert (back.before, back.after, back.changed) == (AuthMode.IAM, AuthMode.PASSWORD, True)
+    assert password_login(rds_emulator, user) == user
+
+
+def test_switching_to_the_current_mode_changes_nothing(
+    admin: psycopg.Connection[Any], make_role: MakeRole
+) -> None:
+    """A second identical switch reports changed=False and sends no GRANT."""
+    user = make_role()
+    assert set_auth_mode(admin, user, "iam").changed
+    again = set_auth_mode(admin, user, "IAM")
+    assert not again.changed and again.statements == ()
+    assert "already iam" in again.message
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+def test_mode_follows_direct_and_nested_grants_like_pg_hba(
+    rds_emulator: RdsIamEmulator, admin: psycopg.Connection[Any], make_role: MakeRole
+) -> None:
+    """Direct and two-level nested members read IAM and really are refused a password."""
+    outer = make_role(login=False, password=None, member_of=["rds_iam"])
+    inner = make_role(login=False, password=None, member_of=[outer])
+    direct = make_role(member_of=["rds_iam"])
+    nested = make_role(member_of=[inner])
+    plain = make_role()
+    assert get_auth_mode(admin, direct) is AuthMode.IAM
+    assert get_auth_mode(admin, nested) is AuthMode.IAM
+    assert get_auth_mode(admin, plain) is AuthMode.PASSWORD
+    for user in (direct, nested):
+        with pytest.raises(psycopg.OperationalError, match="PAM authentication failed"):
+            password_login(rds_emulator, user)
+    assert password_login(rds_emulator, plain) == plain
+
+
+def test_auth_status_reports_paths_and_flags_in_one_round_trip(
+    rds_emulator: RdsIamEmulator, admin: psycopg.Connection[Any], make_role: MakeRole
+) -> None:
+    """auth_status lists each path to rds_iam, admin and session flags, in one round trip."""
+    group = make_role(login=False, password=None, member_of=["rds_iam"])
+    user = make_role(member_of=["rds_iam", group], options="CONNECTION LIMIT 7")
+    with round_trips(admin) as count:
+        status = auth_status(admin, user)
+    assert count == [1]
+    assert status.mode is AuthMode.IAM and status.direct
+    assert status.paths == ((user, "rds_iam"), (user, group, "rds_iam"))
+    assert status.can_login and not status.is_admin and not status.is_superuser
+    assert status.connection_limit == 7 and status.valid_until is None
+    assert f"{user} -> {group} -> rds_iam" in str(status)
+    master = auth_status(admin, rds_emulator.master_user)
+    assert master.mode is AuthMode.PASSWORD
+    assert master.is_admin and master.is_session_user and not master.is_superuser
+
+
+def test_kerberos_and_iam_membership_is_reported_as_a_conflict(
+    admin: psycopg.Connection[Any], make_role: MakeRole
+) -> None:
+    """A user in both rds_iam and rds_ad shows the conflict; switching rds_ad users is refused."""
+    both = make_role(member_of=["rds_iam", "rds_ad"])
+    assert any("rds_ad" in c for c in auth_status(admin, both).conflicts)
+    kerberos = make_role(member_of=["rds_ad"])
+    with pytest.raises(AuthModeError, match="Kerberos"):
+        set_auth_mode(admin, kerberos, AuthMode.IAM)
+    assert get_auth_mode(admin, kerberos) is AuthMode.PASSWORD
+
+
+def test_missing_user_and_overlong_name(admin: psycopg.Connection[Any]) -> None:
+    """An unknown role raises UserNotFoundError; a name over 63 bytes ConfigurationError."""
+    missing = f"am_missing_{uuid.uuid4().hex[:8]}"
+    for call in (get_auth_mode, auth_status):
+        with pytest.raises(UserNotFoundError, match=missing):
+            call(admin, missing)
+    with pytest.raises(UserNotFoundError):
+        set_auth_mode(admin, missing, AuthMode.IAM)
+    with pytest.raises(ConfigurationError, match="64 bytes"):
+        set_auth_mode(admin, "a" * 64, AuthMode.IAM)
+
+
+def test_server_without_rds_iam_role(rds_emulator: RdsIamEmulator) -> None:
+    """With rds_iam renamed away (in a rolled-back transaction) reads say the role is missing."""
+    with rds_emulator.connect_admin(autocommit=False) as conn:
+        conn.execute(
+            sql.SQL("ALTER ROLE rds_iam RENAME TO {}").format(
+                sql.Identifier(f"rds_iam_{uuid.uuid4().hex[:6]}")
+            )
+        )
+        try:
+            with pytest.raises(RdsIamRoleMissingError, match="no rds_iam role"):
+                get_auth_mode(conn, rds_emulator.master_user)
+            with pytest.raises(RdsIamRoleMissingError):
+                plan_auth_modes(conn, {rds_emulator.master_user: "iam"})
+        finally:
+            conn.rollback()
+        assert get_auth_mode(conn, rds_emulator.master_user) is AuthMode.PASSWORD
+
+
+HOSTILE = [
+    'qu"ote',
+    "semi;colon DROP ROLE postgres; --",
+    "sp ace",
+    "back\\slash",
+    "ünïcødé-ß-名前",
+    "it's",
+]
+
+
+def test_hostile_names_switch_both_ways(
+    admin: psycopg.Connection[Any], make_role: MakeRole
+) -> None:
+    """Quotes, semicolons, spaces, backslashes, unicode and 63-byte names round-trip safely."""
+    suffix = uuid.uuid4().hex[:6]
+    names = [make_role(f"{n}{suffix}") for n in HOSTILE]
+    exact = make_role(("é" * 28) + suffix + "x")
+    assert len(exact.encode()) == 63
+    names.append(exact)
+    for name in names:
+        assert set_auth_mode(admin, name, AuthMode.IAM).changed
+        assert get_auth_mode(admin, name) is AuthMode.IAM
+    plan = plan_auth_modes(admin, dict.fromkeys(names, AuthMode.PASSWORD))
+    assert set(plan.to_revoke) == set(names) and not plan.refused
+    plan.apply(admin, batch_size=3)
+    assert {get_auth_mode(admin, n) for n in names} == {AuthMode.PASSWORD}
+
+
+# --- safety rules -----------------------------------------------------------------------------
+
+
+def test_inherited_membership_cannot_be_switched_to_password(
+    rds_emulator: RdsIamEmulator, admin: psycopg.Connection[Any], make_role: MakeRole
+) -> None:
+    """IAM through a group raises InheritedMembershipError with both fixes; nothing changes."""
+    group = make_role(login=False, password=None, member_of=["rds_iam"])
+    user = make_role(member_of=[group])
+    with pytest.raises(InheritedMembershipError) as info:
+        set_auth_mode(admin, user, AuthMode.PASSWORD)
+    message = str(info.value)
+    assert f'REVOKE "{group}" FROM "{user}"' in message
+    assert f'REVOKE "rds_iam" FROM "{group}"' in message
+    assert get_auth_mode(admin, user) is AuthMode.IAM
+    with pytest.raises(psycopg.OperationalError, match="PAM authentication failed"):
+        password_login(rds_emulator, user)
+
+
+def test_direct_plus_inherited_membership_keeps_the_direct_grant(
+    admin: psycopg.Connection[Any], make_role: MakeRole
+) -> None:
+    """With a direct and an inherited path, the refusal leaves the direct grant in place."""
+    group = make_role(login=False, password=None, member_of=["rds_iam"])
+    user = make_role(member_of=["rds_iam", group])
+    with pytest.raises(InheritedMembershipError, match="direct grant"):
+        set_auth_mode(admin, user, AuthMode.PASSWORD)
+    assert auth_status(admin, user).direct
+
+
+def test_new_password_is_hashed_on_the_client_and_never_shown(
+    rds_emulator: RdsIamEmulator,
+    admin: psycopg.Connection[Any],
+    make_role: MakeRole,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Switching back with new_password sets it (old one stops working) without revealing it."""
+    user = make_role(member_of=["rds_iam"])
+    secret = f"n3w-{uuid.uuid4().hex}"
+    caplog.set_level(logging.DEBUG)
+    change = set_auth_mode(admin, user, AuthMode.PASSWORD, new_password=secret)
+    assert change.password_set and change.changed
+    shown = repr(change) + str(change) + "".join(change.statements) + caplog.text
+    assert secret not in shown and "SCRAM-SHA-256$" not in shown
+    assert any("redacted" in s for s in change.statements)
+    assert password_login(rds_emulator, user, secret) == user
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        password_login(rds_emulator, user)
+
+
+def test_master_user_is_not_switched_without_verify(
+    rds_emulator: RdsIamEmulator, admin: psycopg.Connection[Any]
+) -> None:
+    """The RDS master user (CREATEROLE, rds_superuser, this session) is guarded."""
+    with pytest.raises(LockoutRefusedError, match="verify=True"):
+        set_auth_mode(admin, rds_emulator.master_user, AuthMode.IAM)
+    assert get_auth_mode(admin, rds_emulator.master_user) is AuthMode.PASSWORD
+
+
+@pytest.mark.parametrize("admin_kind", ["createrole", "rds_superuser"])
+def test_other_admins_are_guarded(
+    admin: psycopg.Connection[Any], make_role: MakeRole, admin_kind: str
+) -> None:
+    """CREATEROLE users and rds_superuser members need verify=True to go IAM."""
+    if admin_kind == "createrole":
+        user = make_role(options="CREATEROLE")
+    else:
+        user = make_role(member_of=["rds_superuser"])
+    with pytest.raises(LockoutRefusedError, match="admin"):
+        set_auth_mode(admin, user, AuthMode.IAM)
+    assert get_auth_mode(admin, user) is AuthMode.PASSWORD
+
+
+def test_own_session_user_is_guarded(rds_emulator: RdsIamEmulator, make_role: MakeRole) -> None:
+    """A user switching itself to IAM is refused before any GRANT is tried."""
+    user = make_role()
+    info = rds_emulator.conninfo(user, password=PASSWORD)
+    with (
+        psycopg.connect(**info, autocommit=True) as conn,
+        pytest.raises(LockoutRefusedError, match="this session's user"),
+    ):
+        set_auth_mode(conn, user, AuthMode.IAM)
+
+
+def test_group_containing_the_master_user_is_guarded(
+    rds_emulator: RdsIamEmulator, admin: psycopg.Connection[Any], make_role: MakeRole
+) -> None:
+    """GRANT rds_iam to a group would switch its admin members too: refused even with verify."""
+    group = make_role(login=False, password=None)
+    admin.execute(
+        sql.SQL("GRANT {} TO {}").format(
+            sql.Identifier(group), sql.Identifier(rds_emulator.master_user)
+        )
+    )
+    with pytest.raises(LockoutRefusedError, match=rds_emulator.master_user):
+        set_auth_mode(admin, group, AuthMode.IAM, verify=True)
+    assert get_auth_mode(admin, rds_emulator.master_user) is AuthMode.PASSWORD
+
+
+def test_failed_verification_of_master_rolls_back(
+    rds_emulator: RdsIamEmulator,
+    admin: psycopg.Connection[Any],
+    make_role: MakeRole,
+    creds: FakeCredentials,
+) -> None:
+    """Master + verify=True with a policy for another user: rolled back, password still works."""
+    master = rds_emulator.master_user
+    other = make_role()
+    rds_emulator.set_policy(creds.access_key_id, [rds_emulator.db_user_arn(other)])
+    rds_emulator.clear_auth_events()
+    with pytest.raises(VerificationFailedError) as info:
+        set_auth_mode(
+            admin,
+            master,
+            AuthMode.IAM,
+            verify=True,
+            session=creds.boto3_session(region=rds_emulator.region),
+            region=rds_emulator.region,
+        )
+    message = str(info.value)
+    assert "rolled back" in message and "PAM authentication failed" in message
+    assert "does not allow rds-db:connect" in message
+    assert "X-Amz-Signature" not in message
+    assert get_auth_mode(admin, master) is AuthMode.PASSWORD
+    assert password_login(rds_emulator, master, rds_emulator.master_password) == master
+    outcomes = [e.outcome for e in rds_emulator.auth_events() if e.user == master]
+    assert AuthFailureReason.NOT_AUTHORIZED in outcomes
+
+
+def test_verified_switch_keeps_iam_when_the_login_works(
+    rds_emulator: RdsIamEmulator,
+    admin: psycopg.Connection[Any],
+    make_role: MakeRole,
+    creds: FakeCredentials,
+) -> None:
+    """verify=True for an allowed user commits, logs in with a token, and reports verified."""
+    user = make_role()
+    rds_emulator.set_policy(creds.access_key_id, [rds_emulator.db_user_arn(user)])
+    change = set_auth_mode(
+        admin,
+        user,
+        AuthMode.IAM,
+        verify=True,
+        session=creds.boto3_session(region=rds_emulator.region),
+        region=rds_emulator.region,
+    )
+    assert change.verified and change.changed and "verified" in change.message
+    assert get_auth_mode(admin, user) is AuthMode.IAM
+    assert rds_emulator.auth_events()[-1].ok
+
+
+def test_verified_switch_lets_an_admin_through(
+    rds_emulator: RdsIamEmulator,
+    admin: psycopg.Connection[Any],
+    make_role: MakeRole,
+    creds: FakeCredentials,
+) -> None:
+    """An admin whose IAM login works may go IAM with verify=True."""
+    user = make_role(options="CREATEROLE")
+    change = set_auth_mode(
+        admin,
+        user,
+        AuthMode.IAM,
+        verify=True,
+        session=creds.boto3_session(region=rds_emulator.region),
+        region=rds_emulator.region,
+    )
+    assert change.verified and get_auth_mode(admin, user) is AuthMode.IAM
+
+
+def test_verify_refuses_an_open_transaction_before_changing_anything(
+    rds_emulator: RdsIamEmulator, make_role: MakeRole, creds: FakeCredentials
+) -> None:
+    """verify=True in a caller's transaction raises ConfigurationError and grants nothing."""
+    user = make_role()
+    with rds_emulator.connect_admin(autocommit=False) as conn:
+        conn.execute("SELECT 1")
+        with pytest.raises(ConfigurationError, match="transaction"):
+            set_auth_mode(
+                conn,
+                user,
+                AuthMode.IAM,
+                verify=True,
+                session=creds.boto3_session(region=rds_emulator.region),
+            )
+        conn.rollback()
+        assert get_auth_mode(conn, user) is AuthMode.PASSWORD
+
+
+# --- transactions -----------------------------------------------------------------------------
+
+
+def test_switch_joins_the_callers_transaction(
+    rds_emulator: RdsIamEmulator, admin: psycopg.Connection[Any], make_role: MakeRole
+) -> None:
+    """In an open transaction the switch is a savepoint: hidden until commit, undone by rollback."""
+    user = make_role()
+    with rds_emulator.connect_admin(autocommit=False) as conn:
+        conn.execute("SELECT 1")
+        assert set_auth_mode(conn, user, AuthMode.IAM).changed
+        assert get_auth_mode(conn, user) is AuthMode.IAM
+        assert get_auth_mode(admin, user) is AuthMode.PASSWORD
+        conn.rollback()
+        assert get_auth_mode(admin, user) is AuthMode.PASSWORD
+        set_auth_mode(conn, user, AuthMode.IAM)
+        conn.commit()
+    assert get_auth_mode(admin, user) is AuthMode.IAM
+
+
+def test_idle_non_autocommit_switch_is_committed(
+    rds_emulator: RdsIamEmulator, admin: psycopg.Connection[Any], make_role: MakeRole
+) -> None:
+    """On an idle non-autocommit connection the switch commits by itself."""
+    user = make_role()
+    with rds_emulator.connect_admin(autocommit=False) as conn:
+        set_auth_mode(conn, user, AuthMode.IAM)
+        assert conn.info.transaction_status == pq.TransactionStatus.IDLE
+        assert get_auth_mode(admin, user) is AuthMode.IAM
+
+
+def test_dry_run_changes_nothing(admin: psycopg.Connection[Any], make_role: MakeRole) -> None:
+    """dry_run returns the statements and runs the checks, but grants nothing."""
+    user = make_role()
+    change = set_auth_mode(admin, user, AuthMode.IAM, dry_run=True)
+    assert change.dry_run and change.changed and change.statements
+    assert get_auth_mode(admin, user) is AuthMode.PASSWORD
+
+
+# --- bulk -------------------------------------------------------------------------------------
+
+
+def test_plan_sorts_roles_into_changes_unchanged_and_refusals(
+    rds_emulator: RdsIamEmulator, admin: psycopg.Connection[Any], make_role: MakeRole
+) -> None:
+    """One plan covers grants, revokes, no-ops and each refusal reason; apply does the rest."""
+    group = make_role(login=False, password=None, member_of=["rds_iam"])
+    to_iam, to_password, same = make_role(), make_role(member_of=["rds_iam"]), make_role()
+    inherited = make_role(member_of=[group])
+    missing = f"am_missing_{uuid.uuid4().hex[:8]}"
+    with round_trips(admin) as count:
+        plan = plan_auth_modes(
+            admin,
+            {
+                to_iam: "iam",
+                to_password: AuthMode.PASSWORD,
+                same: "password",
+                inherited: "password",
+                missing: "iam",
+                rds_emulator.master_user: "iam",
+            },
+        )
+    assert count == [1]
+    assert plan.to_grant == (to_iam,) and plan.to_revoke == (to_password,)
+    assert [u.user for u in plan.unchanged] == [same]
+    reasons = {r.user: r.reason for r in plan.refused}
+    assert reasons == {
+        inherited: RefusalReason.INHERITED_MEMBERSHIP,
+        missing: RefusalReason.USER_NOT_FOUND,
+        rds_emulator.master_user: RefusalReason.LOCKOUT_GUARD,
+    }
+    assert len(plan.to_dicts()) == 6 and "REFUSED" in str(plan)
+    result = plan.apply(admin)
+    assert (result.granted, result.revoked, result.batches) == ((to_iam,), (to_password,), 1)
+    assert get_auth_mode(admin, to_iam) is AuthMode.IAM
+    assert get_auth_mode(admin, to_password) is AuthMode.PASSWORD
+    assert get_auth_mode(admin, rds_emulator.master_user) is AuthMode.PASSWORD
+
+
+def _recorder(seen: list[tuple[int, int]]) -> Callable[[int, int], None]:
+    return lambda done, total: seen.append((done, total))
+
+
+def test_each_batch_costs_one_round_trip(
+    admin: psycopg.Connection[Any], make_role: MakeRole
+) -> None:
+    """Apply costs BEGIN + COMMIT + exactly one round trip per batch, whatever the batch holds."""
+    users = [make_role() for _ in range(6)]
+    admin.execute(
+        sql.SQL("GRANT rds_iam TO {}").format(
+            sql.SQL(", ").join(sql.Identifier(u) for u in users[3:])
+        )
+    )
+    targets = {u: AuthMode.IAM if i < 3 else AuthMode.PASSWORD for i, u in enumerate(users)}
+    for batch_size, batches in [(6, 1), (4, 2), (2, 3), (1, 6)]:
+        plan = plan_auth_modes(admin, targets)
+        seen: list[tuple[int, int]] = []
+        with round_trips(admin) as count:
+            result = plan.apply(admin, batch_size=batch_size, progress=_recorder(seen))
+        assert result.batches == batches
+        assert count == [batches + 2]
+        assert seen[-1] == (6, 6) and len(seen) == batches
+        targets = {
+            u: AuthMode.PASSWORD if m is AuthMode.IAM else AuthMode.IAM for u, m in targets.items()
+        }
+
+
+def test_stale_plan_is_refused_and_nothing_is_applied(
+    admin: psycopg.Connection[Any], make_role: MakeRole
+) -> None:
+    """A role changed since planning (granted elsewhere, made an admin) fails the whole plan."""
+    first, granted_meanwhile, promoted = make_role(), make_role(), make_role()
+    plan = plan_auth_modes(admin, dict.fromkeys([first, granted_meanwhile, promoted], "iam"))
+    admin.execute(sql.SQL("GRANT rds_iam TO {}").format(sql.Identifier(granted_meanwhile)))
+    admin.execute(sql.SQL("ALTER ROLE {} CREATEROLE").format(sql.Identifier(promoted)))
+    with pytest.raises(StalePlanError) as info:
+        plan.apply(admin)
+    assert f"{granted_meanwhile} (already iam)" in str(info.value)
+    assert f"{promoted} (now refused" in str(info.value)
+    assert get_auth_mode(admin, first) is AuthMode.PASSWORD
+    assert get_auth_mode(admin, promoted) is AuthMode.PASSWORD
+
+
+@pytest.mark.parametrize("single_transaction", [True, False])
+def test_failing_batch_rolls_back(
+    admin: psycopg.Connection[Any], make_role: MakeRole, single_transaction: bool
+) -> None:
+    """A role dropped after planning fails its batch: all batches roll back, or only that one."""
+    users = [make_role() for _ in range(6)]
+    plan = plan_auth_modes(admin, dict.fromkeys(users, "iam"))
+    admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(users[4])))
+    with pytest.raises(StalePlanError, match="batch 3/3"):
+        plan.apply(admin, batch_size=2, single_transaction=single_transaction)
+    modes = [get_auth_mode(admin, u) for u in users[:4] + users[5:]]
+    if single_transaction:
+        assert modes == [AuthMode.PASSWORD] * 5
+    else:
+        assert modes == [AuthMode.IAM] * 4 + [AuthMode.PASSWORD]
