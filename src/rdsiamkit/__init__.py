@@ -5,7 +5,9 @@ The public API is exactly what ``__all__`` lists; everything else is private.
 
 from __future__ import annotations
 
+from rdsiamkit.arn import DbUserArn, db_user_arn
 from rdsiamkit.connection import connect, connect_async
+from rdsiamkit.discovery import DatabaseResource, discover, enable_iam_auth, list_databases
 from rdsiamkit.endpoints import Endpoint, EndpointKind
 from rdsiamkit.errors import (
     AccessDeniedError,
@@ -30,6 +32,7 @@ from rdsiamkit.errors import (
     UserNotFoundError,
     VerificationFailedError,
 )
+from rdsiamkit.policy import PolicyDecision, connect_policy, evaluate_policy, simulate_connect
 from rdsiamkit.pool import create_async_pool, create_pool
 from rdsiamkit.tls import CABundleInfo, ca_bundle_path, inspect_ca_bundle, refresh_ca_bundle
 from rdsiamkit.tokens import AsyncTokenProvider, IssuedToken, TokenCache, TokenProvider
@@ -46,6 +49,8 @@ __all__ = [
     "ConfigurationError",
     "ConnectError",
     "CredentialsError",
+    "DatabaseResource",
+    "DbUserArn",
     "EmulatorError",
     "Endpoint",
     "EndpointKind",
@@ -57,6 +62,7 @@ __all__ = [
     "InvalidPolicyError",
     "IssuedToken",
     "LockoutRefusedError",
+    "PolicyDecision",
     "RdsIamError",
     "RdsIamRoleMissingError",
     "ResourceNotFoundError",
@@ -69,8 +75,15 @@ __all__ = [
     "ca_bundle_path",
     "connect",
     "connect_async",
+    "connect_policy",
     "create_async_pool",
     "create_pool",
+    "db_user_arn",
+    "discover",
+    "enable_iam_auth",
+    "evaluate_policy",
     "inspect_ca_bundle",
+    "list_databases",
     "refresh_ca_bundle",
+    "simulate_connect",
 ]
