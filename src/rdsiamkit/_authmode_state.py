@@ -8,10 +8,15 @@ and ``set_option``; the walk for membership ignores both, and so do the queries
 below.  On 16+ several rows may link the same pair (one per grantor), so edges
 are de-duplicated first.
 
-Every query here takes a ``text[]`` of role names, either as a bind parameter
-(one extended-protocol round trip) or as a literal, so that
-:mod:`rdsiamkit.authmode` can chain it after ``GRANT`` / ``REVOKE`` in a single
-simple-protocol round trip.
+Every query here takes a ``text[]`` literal of role names and travels in one
+simple-protocol round trip, so that :mod:`rdsiamkit.authmode` can chain
+``GRANT`` / ``REVOKE`` between a re-check and a read-back at no extra cost.
+
+Recursive CTEs make the planner overestimate row counts by orders of
+magnitude, which on a server with JIT enabled (the default) compiles the
+query for over a second although it runs in milliseconds.  Each round trip
+therefore turns JIT off for itself with ``set_config(..., true)`` and puts
+the previous value back, so the caller's session and transaction keep theirs.
 """
 
 from __future__ import annotations
@@ -81,27 +86,22 @@ iam_side(oid) AS (
     SELECT e.member FROM iam_side AS s JOIN edges AS e ON e.roleid = s.oid
     WHERE e.member IN (SELECT oid FROM up)
 ),
-paths(uid, last, path) AS (
-    SELECT i.oid, i.oid, ARRAY[i.oid]
+paths(uid, last, path, names) AS (
+    SELECT i.oid, i.oid, ARRAY[i.oid], ARRAY[i.name COLLATE "C"]
     FROM input AS i WHERE i.oid IN (SELECT oid FROM iam_side)
     UNION ALL
-    SELECT p.uid, e.roleid, p.path || e.roleid
-    FROM paths AS p JOIN edges AS e ON e.member = p.last
+    SELECT p.uid, e.roleid, p.path || e.roleid, p.names || r.rolname::text
+    FROM paths AS p
+    JOIN edges AS e ON e.member = p.last
+    JOIN pg_catalog.pg_roles AS r ON r.oid = e.roleid
     WHERE p.last <> (SELECT iam FROM special)
         AND e.roleid IN (SELECT oid FROM iam_side)
         AND e.roleid <> ALL (p.path)
 ),
-named_paths AS (
-    SELECT p.uid, array_length(p.path, 1) AS len, ARRAY(
-        SELECT r.rolname::text
-        FROM unnest(p.path) WITH ORDINALITY AS x(oid, n)
-        JOIN pg_catalog.pg_roles AS r ON r.oid = x.oid
-        ORDER BY x.n
-    ) AS names
-    FROM paths AS p, special AS s WHERE p.last = s.iam
-),
 path_json AS (
-    SELECT uid, json_agg(names ORDER BY len, names) AS paths FROM named_paths GROUP BY uid
+    SELECT p.uid, json_agg(p.names ORDER BY array_length(p.path, 1), p.names) AS paths
+    FROM paths AS p, special AS s WHERE p.last = s.iam
+    GROUP BY p.uid
 ),
 direct AS (
     SELECT m.member, array_agg(DISTINCT COALESCE(g.rolname::text, m.grantor::text)) AS grantors
@@ -193,7 +193,7 @@ def check_name(name: object) -> str:
 
 
 def state_query(names: sql.Composable) -> sql.Composed:
-    """The full per-role state query for ``names`` (a placeholder or a literal)."""
+    """The full per-role state query for ``names`` (a ``text[]`` literal)."""
     return sql.SQL(_STATE_SQL).format(names=names)
 
 
@@ -203,7 +203,7 @@ def modes_query(names: sql.Composable) -> sql.Composed:
 
 
 def names_literal(names: Sequence[str]) -> sql.Literal:
-    """``names`` as a SQL literal, for queries chained in one simple-protocol round trip."""
+    """``names`` as a SQL literal (quoted by psycopg), for simple-protocol queries."""
     return sql.Literal(list(names))
 
 
@@ -318,26 +318,52 @@ def parse_modes(rows: Sequence[tuple[Any, ...]]) -> list[RoleMode]:
     ]
 
 
+_JIT_OFF = sql.SQL(
+    "SELECT set_config('rdsiamkit.jit', current_setting('jit'), true), "
+    "set_config('jit', 'off', true)"
+)
+_JIT_BACK = sql.SQL("SELECT set_config('jit', current_setting('rdsiamkit.jit'), true)")
+
+
+def round_trip(
+    conn: psycopg.Connection[_R], parts: Sequence[sql.Composable]
+) -> list[list[tuple[Any, ...]]]:
+    """Run ``parts`` in order as one simple-protocol query; rows of each row-returning part.
+
+    Without bind parameters psycopg sends a single ``Query`` message, so all
+    parts cost one round trip and run inside the open (or implicit) transaction.
+    """
+    query = sql.SQL(";\n").join([_JIT_OFF, *parts, _JIT_BACK])
+    results: list[list[tuple[Any, ...]]] = []
+    with conn.cursor(row_factory=tuple_row) as cur:
+        cur.execute(query)
+        while True:
+            if cur.description is not None:
+                results.append(cur.fetchall())
+            if not cur.nextset():
+                return results[1:-1]
+
+
 def _fetch(
     conn: psycopg.Connection[_R], query: sql.Composed, names: Sequence[str]
 ) -> list[tuple[Any, ...]]:
     try:
-        with conn.cursor(row_factory=tuple_row) as cur:
-            return cur.execute(query, {"names": list(names)}).fetchall()
+        (rows,) = round_trip(conn, [query])
     except psycopg.Error as err:
         raise AuthModeError(
             f"reading the role memberships of {_show(names)} failed: {err}"
         ) from err
+    return rows
 
 
 def read_states(conn: psycopg.Connection[_R], names: Sequence[str]) -> list[RoleState]:
     """One round trip: the state of every role in ``names``, in order."""
-    return parse_states(_fetch(conn, state_query(sql.Placeholder("names")), names))
+    return parse_states(_fetch(conn, state_query(names_literal(names)), names))
 
 
 def read_modes(conn: psycopg.Connection[_R], names: Sequence[str]) -> list[RoleMode]:
     """One round trip: whether each role in ``names`` reaches rds_iam."""
-    return parse_modes(_fetch(conn, modes_query(sql.Placeholder("names")), names))
+    return parse_modes(_fetch(conn, modes_query(names_literal(names)), names))
 
 
 def _show(names: Sequence[str]) -> str:

@@ -36,7 +36,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import attrs
 import psycopg
 from psycopg import sql
-from psycopg.rows import tuple_row
 
 from rdsiamkit._authmode_state import (
     IAM_ROLE,
@@ -49,6 +48,7 @@ from rdsiamkit._authmode_state import (
     parse_states,
     read_modes,
     read_states,
+    round_trip,
     state_query,
 )
 from rdsiamkit.errors import (
@@ -709,7 +709,7 @@ def _execute_switch(
         )
         parts.append(_password_statement(state.name, sql.Literal(verifier.decode("ascii"))))
     parts.append(modes_query(names_literal([state.name])))
-    (mode,) = parse_modes(_round_trip(conn, parts)[-1])
+    (mode,) = parse_modes(round_trip(conn, parts)[-1])
     if mode.is_iam != (target is AuthMode.IAM):
         raise AuthModeError(_not_switched(state, target))
 
@@ -726,25 +726,6 @@ def _not_switched(state: RoleState, target: AuthMode) -> str:
     )
 
 
-def _round_trip(
-    conn: psycopg.Connection[_R], parts: Sequence[sql.Composable]
-) -> list[list[tuple[Any, ...]]]:
-    """Run ``parts`` as one simple-protocol query; return the rows of each row-returning part.
-
-    Without bind parameters psycopg sends one ``Query`` message: all parts
-    travel together and run in order inside the open transaction.
-    """
-    query = sql.SQL(";\n").join(parts)
-    results: list[list[tuple[Any, ...]]] = []
-    with conn.cursor(row_factory=tuple_row) as cur:
-        cur.execute(query)
-        while True:
-            if cur.description is not None:
-                results.append(cur.fetchall())
-            if not cur.nextset():
-                return results
-
-
 def _apply_batch(
     conn: psycopg.Connection[_R], batch: Sequence[PlannedSwitch], number: int, count: int
 ) -> None:
@@ -759,7 +740,7 @@ def _apply_batch(
         parts.append(_switch_statement("REVOKE", revokes))
     parts.append(modes_query(literal))
     try:
-        results = _round_trip(conn, parts)
+        results = round_trip(conn, parts)
     except psycopg.errors.UndefinedObject as err:
         raise StalePlanError(
             f"batch {number}/{count}: a planned role no longer exists ({err}); nothing was "
@@ -909,7 +890,7 @@ def _undo_grant(conn: psycopg.Connection[_R], user: str, *, reason: str) -> None
     log.warning("IAM login as %s failed; revoking the rds_iam grant just made", user)
     try:
         with conn.transaction():
-            rows = _round_trip(
+            rows = round_trip(
                 conn, [_switch_statement("REVOKE", [user]), modes_query(names_literal([user]))]
             )
         (mode,) = parse_modes(rows[-1])
