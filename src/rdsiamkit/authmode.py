@@ -240,7 +240,7 @@ class PlannedSwitch:
 
     @property
     def statement(self) -> str:
-        return "GRANT" if self.after is AuthMode.IAM else "REVOKE"
+        return _verb(self.after)
 
 
 @attrs.frozen
@@ -403,9 +403,9 @@ class AuthModePlan:
 
 @attrs.frozen
 class _Decision:
-    """What to do with one role: a statement, nothing, or a refusal."""
+    """What to do with one role: switch it, leave it, or refuse (with why)."""
 
-    statement: str | None = None
+    switch: bool = False
     reason: RefusalReason | None = None
     detail: str = ""
 
@@ -515,12 +515,11 @@ def plan_auth_modes(
         decision = _decide(state, target, verify=False)
         if decision.reason is not None:
             refused.append(Refusal(state.name, target, decision.reason, decision.detail))
-        elif decision.statement is None:
-            unchanged.append(UnchangedRole(state.name, target))
-        else:
+        elif decision.switch and state.oid is not None:
             before = AuthMode.IAM if state.is_iam else AuthMode.PASSWORD
-            assert state.oid is not None  # a statement is only decided for existing roles
             changes.append(PlannedSwitch(state.name, before, target, state.oid))
+        else:
+            unchanged.append(UnchangedRole(state.name, target))
     return AuthModePlan(tuple(changes), tuple(unchanged), tuple(refused))
 
 
@@ -544,7 +543,7 @@ def _decide(state: RoleState, target: AuthMode, *, verify: bool) -> _Decision:
             return _Decision(
                 reason=RefusalReason.INHERITED_MEMBERSHIP, detail=_inherited_detail(state)
             )
-        return _Decision(statement="REVOKE" if state.is_iam else None)
+        return _Decision(switch=state.is_iam)
     return _decide_iam(state, verify=verify)
 
 
@@ -575,7 +574,7 @@ def _decide_iam(state: RoleState, *, verify: bool) -> _Decision:
                 f"{user}, and revokes again if the login fails"
             ),
         )
-    return _Decision(statement="GRANT")
+    return _Decision(switch=True)
 
 
 def _guard_reasons(state: RoleState) -> list[str]:
@@ -646,9 +645,10 @@ def _writing(conn: psycopg.Connection[_R], what: str, *, rolled: str) -> Iterato
         raise AuthModeError(f"{what} failed; {rolled} was rolled back: {err}") from err
 
 
-def _switch_statement(statement: str, users: Sequence[str]) -> sql.Composed:
+def _switch_statement(target: AuthMode, users: Sequence[str]) -> sql.Composed:
+    """``GRANT rds_iam TO ...`` to switch ``users`` to IAM, ``REVOKE ... FROM`` to PASSWORD."""
     roles = sql.SQL(", ").join(sql.Identifier(u) for u in users)
-    template = "GRANT {iam} TO {roles}" if statement == "GRANT" else "REVOKE {iam} FROM {roles}"
+    template = "GRANT {iam} TO {roles}" if target is AuthMode.IAM else "REVOKE {iam} FROM {roles}"
     return sql.SQL(template).format(iam=sql.Identifier(IAM_ROLE), roles=roles)
 
 
@@ -667,14 +667,14 @@ def _describe(
 ) -> AuthModeChange:
     before = AuthMode.IAM if state.is_iam else AuthMode.PASSWORD
     statements = []
-    if decision.statement is not None:
-        statements.append(_switch_statement(decision.statement, [state.name]).as_string(conn))
+    if decision.switch:
+        statements.append(_switch_statement(target, [state.name]).as_string(conn))
     if new_password is not None:
         statements.append(_password_statement(state.name, _REDACTED).as_string(conn))
-    changed = decision.statement is not None
+    changed = decision.switch
     if changed:
         verb = "would switch" if dry_run else "switched"
-        message = f"{state.name}: {verb} {before} -> {target} ({decision.statement} rds_iam)"
+        message = f"{state.name}: {verb} {before} -> {target} ({_verb(target)} rds_iam)"
     else:
         message = f"{state.name}: already {target}, nothing to switch"
     if new_password is not None:
@@ -701,8 +701,8 @@ def _execute_switch(
 ) -> None:
     """Send the statements and read the result back, in one round trip."""
     parts: list[sql.Composable] = []
-    if decision.statement is not None:
-        parts.append(_switch_statement(decision.statement, [state.name]))
+    if decision.switch:
+        parts.append(_switch_statement(target, [state.name]))
     if new_password is not None:
         verifier = conn.pgconn.encrypt_password(
             new_password.encode(), state.name.encode(), b"scram-sha-256"
@@ -735,9 +735,9 @@ def _apply_batch(
     grants = [c.user for c in batch if c.after is AuthMode.IAM]
     revokes = [c.user for c in batch if c.after is AuthMode.PASSWORD]
     if grants:
-        parts.append(_switch_statement("GRANT", grants))
+        parts.append(_switch_statement(AuthMode.IAM, grants))
     if revokes:
-        parts.append(_switch_statement("REVOKE", revokes))
+        parts.append(_switch_statement(AuthMode.PASSWORD, revokes))
     parts.append(modes_query(literal))
     try:
         results = round_trip(conn, parts)
@@ -776,7 +776,7 @@ def _staleness(state: RoleState, change: PlannedSwitch) -> str:
     decision = _decide(state, change.after, verify=False)
     if decision.reason is not None:
         return f"now refused: {decision.detail}"
-    if decision.statement != change.statement:
+    if not decision.switch:
         return f"already {change.after}"
     return ""
 
@@ -891,7 +891,8 @@ def _undo_grant(conn: psycopg.Connection[_R], user: str, *, reason: str) -> None
     try:
         with conn.transaction():
             rows = round_trip(
-                conn, [_switch_statement("REVOKE", [user]), modes_query(names_literal([user]))]
+                conn,
+                [_switch_statement(AuthMode.PASSWORD, [user]), modes_query(names_literal([user]))],
             )
         (mode,) = parse_modes(rows[-1])
         if mode.is_iam:
@@ -910,6 +911,10 @@ def _undo_grant(conn: psycopg.Connection[_R], user: str, *, reason: str) -> None
 def _ident(name: str) -> str:
     """``name`` as SQL shows it (quoted when needed), for messages."""
     return sql.Identifier(name).as_string(None)
+
+
+def _verb(target: AuthMode) -> str:
+    return "GRANT" if target is AuthMode.IAM else "REVOKE"
 
 
 def _yes(flag: bool) -> str:

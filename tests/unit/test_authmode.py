@@ -145,8 +145,8 @@ def test_rds_iam_itself_is_not_a_user_to_switch() -> None:
 
 def test_plain_switches_grant_and_revoke() -> None:
     """A password user is granted, a directly granted IAM user is revoked."""
-    assert _decide(role(), AuthMode.IAM, verify=False).statement == "GRANT"
-    assert _decide(iam_role(), AuthMode.PASSWORD, verify=False).statement == "REVOKE"
+    assert _decide(role(), AuthMode.IAM, verify=False).switch
+    assert _decide(iam_role(), AuthMode.PASSWORD, verify=False).switch
 
 
 def test_switch_to_current_mode_is_a_no_op() -> None:
@@ -158,7 +158,7 @@ def test_switch_to_current_mode_is_a_no_op() -> None:
         (attrs.evolve(iam_role(), can_create_role=True), AuthMode.IAM),
     ]:
         decision = _decide(state, target, verify=False)
-        assert (decision.statement, decision.reason) == (None, None)
+        assert (decision.switch, decision.reason) == (False, None)
 
 
 @pytest.mark.parametrize("direct", [True, False])
@@ -196,7 +196,7 @@ def test_lockout_guard_needs_verify(changes: dict[str, bool], why: str) -> None:
     refused = _decide(state, AuthMode.IAM, verify=False)
     assert refused.reason is RefusalReason.LOCKOUT_GUARD
     assert why in refused.detail and "verify=True" in refused.detail
-    assert _decide(state, AuthMode.IAM, verify=True).statement == "GRANT"
+    assert _decide(state, AuthMode.IAM, verify=True).switch
 
 
 def test_group_with_admin_members_is_refused_even_with_verify() -> None:
@@ -217,7 +217,7 @@ def test_kerberos_user_is_not_switched_to_iam() -> None:
 def test_password_switch_is_never_lockout_guarded() -> None:
     """Going back to PASSWORD is allowed for admins and the session's user."""
     state = attrs.evolve(iam_role(), is_session_user=True, can_create_role=True)
-    assert _decide(state, AuthMode.PASSWORD, verify=False).statement == "REVOKE"
+    assert _decide(state, AuthMode.PASSWORD, verify=False).switch
 
 
 @given(
@@ -249,12 +249,12 @@ def test_a_decision_never_asks_for_a_switch_that_could_not_work(
         in_rds_ad=kerberos,
     )
     decision = _decide(state, target, verify=verify)
-    assert (decision.statement is None) or (decision.reason is None)
-    if decision.statement == "REVOKE":
+    assert not (decision.switch and decision.reason)
+    if decision.switch and target is AuthMode.PASSWORD:
         assert state.is_iam and not state.inherited_paths
-    if decision.statement == "GRANT":
+    if decision.switch and target is AuthMode.IAM:
         assert not state.is_iam and not kerberos and (verify or not guarded)
-    if decision.statement is None and decision.reason is None:
+    if not decision.switch and decision.reason is None:
         assert state.is_iam == (target is AuthMode.IAM)
 
 
@@ -263,9 +263,9 @@ def test_a_decision_never_asks_for_a_switch_that_could_not_work(
 
 def test_switch_statements_quote_every_name() -> None:
     """GRANT/REVOKE lists are Identifier-quoted, so hostile names stay names."""
-    grant = _switch_statement("GRANT", ['a"; DROP ROLE x; --', "b c"]).as_string(None)
+    grant = _switch_statement(AuthMode.IAM, ['a"; DROP ROLE x; --', "b c"]).as_string(None)
     assert grant == 'GRANT "rds_iam" TO "a""; DROP ROLE x; --", "b c"'
-    revoke = _switch_statement("REVOKE", ["back\\slash"]).as_string(None)
+    revoke = _switch_statement(AuthMode.PASSWORD, ["back\\slash"]).as_string(None)
     assert revoke == 'REVOKE "rds_iam" FROM "back\\slash"'
 
 
