@@ -33,7 +33,6 @@ from psycopg.rows import tuple_row
 from rdsiamkit.errors import AuthModeError, ConfigurationError, RdsIamRoleMissingError
 
 IAM_ROLE = "rds_iam"
-ADMIN_ROLE = "rds_superuser"
 KERBEROS_ROLE = "rds_ad"
 #: PostgreSQL's NAMEDATALEN - 1: longer names are silently truncated by the server.
 MAX_NAME_BYTES = 63
@@ -44,6 +43,7 @@ _R = TypeVar("_R")
 # no name was requested, so the rds_iam check always has a row to report on.
 _STATE_SQL = """\
 WITH RECURSIVE
+-- one row per (group, member) link: PG16+ keeps one row per grantor
 edges AS (
     SELECT DISTINCT roleid, member FROM pg_catalog.pg_auth_members
 ),
@@ -58,34 +58,40 @@ input AS (
     FROM unnest({names}::pg_catalog.text[]) WITH ORDINALITY AS n(name, ord)
     LEFT JOIN pg_catalog.pg_roles AS r ON r.rolname = n.name
 ),
+-- rds_superuser and every role that reaches it
 admins(oid) AS (
     SELECT su FROM special WHERE su IS NOT NULL
     UNION
     SELECT e.member FROM admins AS a JOIN edges AS e ON e.roleid = a.oid
 ),
+-- every role that reaches a requested role: it changes mode along with it
 down(uid, oid) AS (
     SELECT i.oid, e.member FROM input AS i JOIN edges AS e ON e.roleid = i.oid
     UNION
     SELECT d.uid, e.member FROM down AS d JOIN edges AS e ON e.roleid = d.oid
 ),
+-- those of them a lockout would hurt
 guarded(uid, oid) AS (
     SELECT d.uid, d.oid
     FROM down AS d JOIN pg_catalog.pg_roles AS r ON r.oid = d.oid
     WHERE r.rolsuper OR r.rolcreaterole OR d.oid IN (SELECT oid FROM admins)
         OR r.rolname IN (current_user, session_user)
 ),
+-- every role each requested or guarded role reaches, itself included (as pg_hba)
 up(uid, oid) AS (
     SELECT s.oid, s.oid
     FROM (SELECT oid FROM input WHERE oid IS NOT NULL UNION SELECT oid FROM guarded) AS s
     UNION
     SELECT u.uid, e.roleid FROM up AS u JOIN edges AS e ON e.member = u.oid
 ),
+-- the roles among those that reach rds_iam: every link on a path to it
 iam_side(oid) AS (
     SELECT iam FROM special WHERE iam IS NOT NULL
     UNION
     SELECT e.member FROM iam_side AS s JOIN edges AS e ON e.roleid = s.oid
     WHERE e.member IN (SELECT oid FROM up)
 ),
+-- each simple path from a requested role up to rds_iam, by oid and by name
 paths(uid, last, path, names) AS (
     SELECT i.oid, i.oid, ARRAY[i.oid], ARRAY[i.name COLLATE "C"]
     FROM input AS i WHERE i.oid IN (SELECT oid FROM iam_side)
@@ -136,6 +142,8 @@ SELECT
     COALESCE(mc.n, 0),
     COALESCE(gn.names, '{{}}'),
     r.rolconnlimit,
+    -- psycopg cannot load infinite timestamps: 'infinity' (never expires) becomes
+    -- NULL, '-infinity' (always expired) the epoch
     CASE
         WHEN isfinite(r.rolvaliduntil) THEN r.rolvaliduntil
         WHEN r.rolvaliduntil < 'epoch' THEN 'epoch'::timestamptz

@@ -156,7 +156,7 @@ class AuthStatus:
     conflicts: tuple[str, ...]
     #: ``None``: unlimited.
     connection_limit: int | None
-    #: When the *password* expires; ``None``: never.
+    #: When the *password* expires (IAM logins ignore it); ``None``: never.
     valid_until: dt.datetime | None
 
     @classmethod

@@ -251,6 +251,9 @@ HOSTILE = [
     "back\\slash",
     "ünïcødé-ß-名前",
     "it's",
+    "NULL",
+    "a,b{c}",
+    " lead",
 ]
 
 
