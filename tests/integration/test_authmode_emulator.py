@@ -602,3 +602,20 @@ def test_failing_batch_rolls_back(
         assert modes == [AuthMode.PASSWORD] * 5
     else:
         assert modes == [AuthMode.IAM] * 4 + [AuthMode.PASSWORD]
+
+
+def test_catalog_round_trips_leave_the_callers_jit_setting_alone(
+    rds_emulator: RdsIamEmulator, make_role: MakeRole
+) -> None:
+    """JIT is off only inside each catalog round trip; session and transaction keep theirs."""
+    user = make_role()
+    with rds_emulator.connect_admin() as conn:
+        conn.execute("SET jit = on")
+        auth_status(conn, user)
+        assert conn.execute("SHOW jit").fetchone() == ("on",)
+    with rds_emulator.connect_admin(autocommit=False) as conn:
+        conn.execute("SET LOCAL jit = on")
+        set_auth_mode(conn, user, AuthMode.IAM)
+        plan_auth_modes(conn, {user: "password"}).apply(conn)
+        assert conn.execute("SHOW jit").fetchone() == ("on",)
+        conn.rollback()
