@@ -1,0 +1,602 @@
+"""A local stand-in for an RDS / Aurora PostgreSQL cluster with IAM database authentication.
+
+:class:`RdsIamEmulator` runs a real PostgreSQL server on 127.0.0.1 that
+authenticates the way RDS does:
+
+* TLS only (``hostnossl ... reject``), with a certificate for fake RDS endpoint
+  names, so clients use ``host=<endpoint> hostaddr=127.0.0.1 sslmode=verify-full``;
+* members of ``rds_iam`` (directly or through other roles) log in only with a
+  valid IAM auth token, checked by a PAM module that asks the emulator's own
+  SigV4 verifier; everything wrong looks alike to the client
+  (``PAM authentication failed for user "…"``) while the reason is logged;
+* everyone else logs in with a SCRAM password;
+* RDS's roles: ``rds_superuser``, ``rds_iam``, ``rds_ad``, ``rds_password``,
+  ``rds_replication``, and a master user that is *not* a superuser.
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import contextlib
+import hashlib
+import logging
+import os
+import secrets
+import shutil
+import signal
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from types import TracebackType
+
+import attrs
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+from psycopg.rows import TupleRow
+
+from rdsiamkit.arn import db_user_arn
+from rdsiamkit.endpoints import Endpoint, dns_suffix_for_partition, partition_for_region
+from rdsiamkit.errors import EmulatorError
+from rdsiamkit.testing.certs import write_tls_files
+from rdsiamkit.testing.credentials import (
+    DEFAULT_SESSION_TOKEN_SIZE,
+    CredentialRegistry,
+    FakeCredentials,
+    generate_credentials,
+)
+from rdsiamkit.testing.pam import PAM_DIR, PamService, build_module, sweep_stale_services
+from rdsiamkit.testing.postgres import (
+    BOOTSTRAP_USER,
+    PgBinaries,
+    PgServer,
+    PortInUseError,
+    cache_dir,
+    copy_template,
+    ensure_template,
+    server_os_user,
+)
+from rdsiamkit.testing.verifier import AuthEvent, AuthLog, IamGate, VerifierServer
+
+__all__ = ["RdsIamEmulator"]
+
+logger = logging.getLogger("rdsiamkit.testing.emulator")
+
+HOSTADDR = "127.0.0.1"
+RDS_ROLES = ("rds_superuser", "rds_iam", "rds_ad", "rds_password", "rds_replication")
+_INSTANCE_PREFIX = "rdsiamkit-emu-"
+_OWNER_FILE = "owner.pid"
+_PORT_ATTEMPTS = 5
+_MAX_SOCKET_DIR = 80  # unix socket paths are limited to 107 bytes
+
+
+def _default_resource_id(account_id: str, region: str, cluster_id: str) -> str:
+    """A stable, realistic ``DbClusterResourceId``: ``cluster-`` + 26 upper-case alphanumerics."""
+    digest = hashlib.sha256(f"{account_id}:{region}:{cluster_id}".encode()).digest()
+    return "cluster-" + base64.b32encode(digest).decode()[:26]
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((HOSTADDR, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _temp_root() -> Path:
+    root = Path(tempfile.gettempdir())
+    return root if len(str(root)) <= _MAX_SOCKET_DIR - 30 else Path("/tmp")  # noqa: S108
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _sweep_stale_instances() -> None:
+    """Stop servers and delete directories left by emulator processes that died."""
+    for base in _temp_root().glob(_INSTANCE_PREFIX + "*"):
+        try:
+            owner = int((base / _OWNER_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if _pid_alive(owner):
+            continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            pid = int((base / "data" / "postmaster.pid").read_text().split()[0])
+            if b"postgres" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                os.kill(pid, signal.SIGQUIT)
+                logger.info("stopped PostgreSQL pid %s of a dead emulator (pid %s)", pid, owner)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+_live: set[RdsIamEmulator] = set()
+_live_lock = threading.Lock()
+
+
+@atexit.register
+def _stop_all() -> None:
+    """Safety net: stop every emulator still running when the interpreter exits."""
+    with _live_lock:
+        running = list(_live)
+    for emulator in running:
+        with contextlib.suppress(Exception):
+            emulator.stop()
+
+
+@attrs.define
+class _Running:
+    base: Path
+    port: int
+    ca_file: Path
+    untrusted_ca_file: Path
+    server: PgServer
+    cleanup: contextlib.ExitStack
+    started_in: float
+
+
+class RdsIamEmulator:
+    """A local RDS / Aurora PostgreSQL endpoint with IAM database authentication.
+
+    Use it as a context manager or call :meth:`start` / :meth:`stop`.  Needs
+    root (to install a PAM service in ``/etc/pam.d``), PostgreSQL server
+    binaries (12-15) and a C compiler with the PAM headers.  Credentials,
+    policies, token age, clock skew and the IAM rate limit can be changed at
+    any time and apply to the next login.
+    """
+
+    def __init__(
+        self,
+        *,
+        cluster_id: str = "demo",
+        region: str = "us-east-1",
+        account_id: str = "123456789012",
+        max_token_age: float = 900.0,
+        max_clock_skew: float = 300.0,
+        pg_bindir: str | os.PathLike[str] | None = None,
+        dns_hash: str = "c1a2b3c4d5e6",
+        resource_id: str | None = None,
+        master_user: str = "postgres",
+        cache_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        suffix = dns_suffix_for_partition(partition_for_region(region))
+        self.region = region
+        self.account_id = account_id
+        self.endpoint = f"{cluster_id}.cluster-{dns_hash}.{region}.rds.{suffix}"
+        self.reader_endpoint = f"{cluster_id}.cluster-ro-{dns_hash}.{region}.rds.{suffix}"
+        self.instance_endpoint = f"{cluster_id}-instance-1.{dns_hash}.{region}.rds.{suffix}"
+        for host in self.endpoints:
+            Endpoint.parse(host)  # cluster id and hash must make real endpoint names
+        self.resource_id = resource_id or _default_resource_id(account_id, region, cluster_id)
+        self.master_user = master_user
+        self.master_password = secrets.token_urlsafe(24)
+        self.db_user_arn("probe")  # account id and resource id must make a valid ARN
+        self._pg_bindir = pg_bindir
+        self._cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self._defaults = (float(max_token_age), float(max_clock_skew))
+        self._registry = CredentialRegistry()
+        self._log = AuthLog()
+        self._gate = IamGate(
+            region=region,
+            hosts=self.endpoints,
+            port=0,
+            registry=self._registry,
+            log=self._log,
+            arn_for=self.db_user_arn,
+            max_token_age=max_token_age,
+            max_clock_skew=max_clock_skew,
+        )
+        self._lock = threading.RLock()
+        self._running: _Running | None = None
+
+    # -- identity -----------------------------------------------------------------
+
+    hostaddr = HOSTADDR
+
+    @property
+    def endpoints(self) -> tuple[str, ...]:
+        """Writer, reader and instance endpoint names, all in the server certificate."""
+        return (self.endpoint, self.reader_endpoint, self.instance_endpoint)
+
+    def db_user_arn(self, user: str) -> str:
+        """``arn:aws:rds-db:REGION:ACCOUNT:dbuser:RESOURCE_ID/USER`` for ``user``."""
+        return db_user_arn(
+            region=self.region,
+            account_id=self.account_id,
+            resource_id=self.resource_id,
+            db_user=user,
+        )
+
+    def __repr__(self) -> str:
+        state = f"port {self._running.port}" if self._running else "stopped"
+        return f"<RdsIamEmulator {self.endpoint} ({state})>"
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    @property
+    def started(self) -> bool:
+        """True between :meth:`start` and :meth:`stop`."""
+        return self._running is not None
+
+    @property
+    def startup_seconds(self) -> float:
+        """How long the last :meth:`start` took."""
+        return self._require().started_in
+
+    def _require(self) -> _Running:
+        running = self._running
+        if running is None:
+            raise EmulatorError("the emulator is not running: call start() first")
+        return running
+
+    def __enter__(self) -> RdsIamEmulator:
+        if not self.started:
+            self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Set up and start the server; raises :class:`EmulatorError` naming what is missing."""
+        with self._lock:
+            if self._running is not None:
+                raise EmulatorError("the emulator is already running")
+            began = time.perf_counter()
+            with contextlib.ExitStack() as cleanup:
+                running = self._start(cleanup)
+                running.started_in = time.perf_counter() - began
+                running.cleanup = cleanup.pop_all()
+            self._running = running
+            with _live_lock:
+                _live.add(self)
+        logger.info(
+            "emulator %s listening on %s:%s (started in %.2f s)",
+            self.endpoint,
+            HOSTADDR,
+            running.port,
+            running.started_in,
+        )
+
+    def _start(self, cleanup: contextlib.ExitStack) -> _Running:
+        binaries = PgBinaries.find(self._pg_bindir)
+        owner = server_os_user()
+        if not os.access(PAM_DIR, os.W_OK):
+            raise EmulatorError(
+                f"cannot write to {PAM_DIR}: the emulator must run as root, since "
+                "PostgreSQL's pam method only reads services from there"
+            )
+        sweep_stale_services()
+        _sweep_stale_instances()
+        cache = self._cache_dir or cache_dir()
+        module = build_module(cache)
+        template = ensure_template(binaries, cache, owner)
+
+        base = Path(tempfile.mkdtemp(prefix=_INSTANCE_PREFIX, dir=_temp_root()))
+        cleanup.callback(shutil.rmtree, base, ignore_errors=True)
+        (base / _OWNER_FILE).write_text(str(os.getpid()), encoding="utf-8")
+        copy_template(template, base / "data", owner)
+        tls = write_tls_files(base, self.endpoints, owner=owner)
+        shutil.copyfile(module, base / "pam_rdsiamkit.so")
+        if owner is not None:
+            os.chown(base, *owner)
+
+        self._log.attach(base / "iam-db-auth-error.log")
+        cleanup.callback(self._log.close)
+        verifier = VerifierServer(base / "verifier.sock", self._gate, owner=owner)
+        cleanup.callback(verifier.close)
+        service = PamService.install(module=base / "pam_rdsiamkit.so", socket=verifier.path)
+        cleanup.callback(service.remove)
+        (base / "pg_hba.conf").write_text(_hba(service.name), encoding="utf-8")
+
+        server = PgServer(
+            binaries,
+            base / "data",
+            socket_dir=base,
+            log_file=base / "postgresql.log",
+            owner=owner,
+            settings=_settings(base, tls.cert_file, tls.key_file),
+        )
+        port = self._listen(server)
+        cleanup.callback(server.stop)
+        running = _Running(
+            base=base,
+            port=port,
+            ca_file=tls.ca_file,
+            untrusted_ca_file=tls.untrusted_ca_file,
+            server=server,
+            cleanup=cleanup,
+            started_in=0.0,
+        )
+        self._bootstrap(running)
+        return running
+
+    def _listen(self, server: PgServer) -> int:
+        for _ in range(_PORT_ATTEMPTS):
+            port = _free_port()
+            self._gate.port = port
+            try:
+                server.start(port)
+            except PortInUseError:
+                continue
+            return port
+        raise EmulatorError(f"no free TCP port on {HOSTADDR} after {_PORT_ATTEMPTS} attempts")
+
+    def _bootstrap(self, running: _Running) -> None:
+        """Create RDS's roles and the master user, as the bootstrap superuser."""
+        master = sql.Identifier(self.master_user)
+        statements: list[sql.SQL | sql.Composed] = [
+            *(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(r)) for r in RDS_ROLES),
+            sql.SQL(
+                "GRANT pg_monitor, pg_signal_backend, rds_password, rds_replication "
+                "TO rds_superuser"
+            ),
+            sql.SQL(
+                "CREATE ROLE {} LOGIN CREATEROLE CREATEDB PASSWORD {} IN ROLE rds_superuser"
+            ).format(master, sql.Literal(self.master_password)),
+            sql.SQL("ALTER DATABASE postgres OWNER TO {}").format(master),
+        ]
+        with self._superuser(running) as conn:
+            for statement in statements:
+                conn.execute(statement)
+
+    @contextlib.contextmanager
+    def _superuser(self, running: _Running | None = None) -> Iterator[psycopg.Connection[TupleRow]]:
+        state = running or self._require()
+        try:
+            conn = psycopg.connect(
+                host=str(state.base),
+                port=state.port,
+                user=BOOTSTRAP_USER,
+                dbname="postgres",
+                autocommit=True,
+                connect_timeout=10,
+            )
+        except psycopg.Error as err:
+            raise EmulatorError(
+                f"cannot reach the emulator's server as {BOOTSTRAP_USER}: {err}"
+            ) from err
+        with conn:
+            yield conn
+
+    def stop(self) -> None:
+        """Stop the server (fast shutdown), the verifier, and remove every file it made."""
+        with self._lock:
+            running, self._running = self._running, None
+            if running is None:
+                return
+            with _live_lock:
+                _live.discard(self)
+            running.cleanup.close()
+        logger.info("emulator %s stopped", self.endpoint)
+
+    def restart(self) -> None:
+        """Restart PostgreSQL only: same data, port, certificates, credentials and knobs."""
+        with self._lock:
+            running = self._require()
+            running.server.stop()
+            try:
+                running.server.start(running.port)
+            except PortInUseError as err:
+                raise EmulatorError(
+                    f"port {running.port} was taken while the emulator restarted"
+                ) from err
+
+    # -- connecting ---------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        """The TCP port on 127.0.0.1 (tokens must be signed for ``endpoint:port``)."""
+        return self._require().port
+
+    @property
+    def ca_file(self) -> Path:
+        """PEM file of the CA that signed the server certificate (use as ``sslrootcert``)."""
+        return self._require().ca_file
+
+    @property
+    def untrusted_ca_file(self) -> Path:
+        """PEM file of an unrelated CA, for wrong-CA tests."""
+        return self._require().untrusted_ca_file
+
+    @property
+    def auth_log_file(self) -> Path:
+        """The JSON-lines log of IAM login decisions (like RDS's ``iam-db-auth-error``)."""
+        path = self._log.path
+        if path is None:
+            raise EmulatorError("the emulator has not been started: no auth log file yet")
+        return path
+
+    def conninfo(
+        self,
+        user: str | None = None,
+        *,
+        password: str | None = None,
+        dbname: str = "postgres",
+        host: str | None = None,
+    ) -> dict[str, str]:
+        """libpq keywords reaching the emulator by endpoint name (default: the writer).
+
+        ``user`` defaults to the master user; ``password`` is included only if given.
+        """
+        info = {
+            "host": host or self.endpoint,
+            "hostaddr": HOSTADDR,
+            "port": str(self.port),
+            "dbname": dbname,
+            "user": user or self.master_user,
+            "sslmode": "verify-full",
+            "sslrootcert": str(self.ca_file),
+        }
+        if password is not None:
+            info["password"] = password
+        return info
+
+    def connect_admin(self, *, autocommit: bool = True) -> psycopg.Connection[TupleRow]:
+        """Connect as the master user over TLS with its password, like an RDS admin."""
+        conninfo = self.conninfo(self.master_user, password=self.master_password)
+        return psycopg.connect(make_conninfo(**conninfo), autocommit=autocommit)
+
+    # -- users --------------------------------------------------------------------
+
+    def create_user(self, name: str, *, password: str | None = None, iam: bool = False) -> str:
+        """Create LOGIN role ``name`` (with ``password`` if given); ``iam`` grants rds_iam.
+
+        Returns ``name``.
+        """
+        role = sql.Identifier(name)
+        create = sql.SQL("CREATE ROLE {} LOGIN").format(role)
+        if password is not None:
+            create = sql.SQL("{} PASSWORD {}").format(create, sql.Literal(password))
+        try:
+            with self._superuser() as conn, conn.transaction():
+                conn.execute(create)
+                if iam:
+                    conn.execute(sql.SQL("GRANT rds_iam TO {}").format(role))
+        except psycopg.Error as err:
+            raise EmulatorError(f"cannot create user {name!r}: {err.diag.message_primary}") from err
+        return name
+
+    def drop_user(self, name: str) -> None:
+        """End ``name``'s sessions, drop what it owns in ``postgres`` and drop the role.
+
+        Dropping a role that does not exist is not an error.
+        """
+        role = sql.Identifier(name)
+        try:
+            with self._superuser() as conn:
+                exists = conn.execute(
+                    "SELECT 1 FROM pg_roles WHERE rolname = %s", [name]
+                ).fetchone()
+                if exists is None:
+                    return
+                conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s",
+                    [name],
+                )
+                with conn.transaction():
+                    conn.execute(sql.SQL("DROP OWNED BY {}").format(role))
+                    conn.execute(sql.SQL("DROP ROLE {}").format(role))
+        except psycopg.Error as err:
+            raise EmulatorError(f"cannot drop user {name!r}: {err.diag.message_primary}") from err
+
+    # -- IAM side -----------------------------------------------------------------
+
+    def add_credentials(
+        self,
+        *,
+        temporary: bool = False,
+        arn: str | None = None,
+        allowed_arns: Sequence[str] | None = None,
+        session_token_size: int = DEFAULT_SESSION_TOKEN_SIZE,
+    ) -> FakeCredentials:
+        """Mint and trust new credentials: ``AKIA…`` keys, or ``ASIA…`` + session token.
+
+        ``allowed_arns`` (IAM ``*`` / ``?`` patterns of :meth:`db_user_arn` ARNs)
+        limits whom the key may connect as; ``None`` allows everyone.
+        """
+        credentials = generate_credentials(
+            account_id=self.account_id,
+            temporary=temporary,
+            arn=arn,
+            session_token_size=session_token_size,
+        )
+        self._registry.add(credentials, allowed_arns=allowed_arns)
+        return credentials
+
+    def revoke_credentials(self, access_key_id: str) -> None:
+        """Stop trusting a key: its tokens then fail with ``unknown_key``."""
+        self._registry.revoke(access_key_id)
+
+    def set_policy(self, access_key_id: str, allowed_arns: Sequence[str] | None) -> None:
+        """Replace what a key may connect as (``None``: no policy check)."""
+        self._registry.set_policy(access_key_id, allowed_arns)
+
+    @property
+    def max_token_age(self) -> float:
+        """Seconds a token is accepted after ``X-Amz-Date`` (at most its 900 s expiry)."""
+        return self._gate.max_token_age
+
+    @max_token_age.setter
+    def max_token_age(self, seconds: float) -> None:
+        self._gate.max_token_age = seconds
+
+    @property
+    def max_clock_skew(self) -> float:
+        """Seconds ``X-Amz-Date`` may be ahead of the emulator's clock."""
+        return self._gate.max_clock_skew
+
+    @max_clock_skew.setter
+    def max_clock_skew(self, seconds: float) -> None:
+        self._gate.max_clock_skew = seconds
+
+    def set_iam_rate_limit(self, per_second: float | None) -> None:
+        """Refuse IAM logins above ``per_second`` with ``rate_limited`` (RDS: ~200/s)."""
+        self._gate.set_rate_limit(per_second)
+
+    def auth_events(self) -> list[AuthEvent]:
+        """IAM login decisions so far, oldest first (password logins are not included)."""
+        return self._log.events()
+
+    def clear_auth_events(self) -> None:
+        """Forget the recorded decisions (the log file keeps them)."""
+        self._log.clear()
+
+    def reset(self) -> None:
+        """Restore the knobs (token age, skew, rate limit, per-key policies); clear events."""
+        max_token_age, max_clock_skew = self._defaults
+        self._gate.max_token_age = max_token_age
+        self._gate.max_clock_skew = max_clock_skew
+        self._gate.set_rate_limit(None)
+        self._registry.reset_policies()
+        self._log.clear()
+
+
+def _hba(pam_service: str) -> str:
+    """RDS's rules: TLS only; rds_iam members by PAM (IAM token); others by SCRAM."""
+    return (
+        "# TYPE    DATABASE USER       ADDRESS        METHOD\n"
+        f"local     all      {BOOTSTRAP_USER}                   trust\n"
+        "local     all      all                       reject\n"
+        "hostnossl all      all        0.0.0.0/0      reject\n"
+        f"hostssl   all      {BOOTSTRAP_USER}   0.0.0.0/0      reject\n"
+        f"hostssl   all      +rds_iam   127.0.0.1/32   pam pamservice={pam_service}\n"
+        "hostssl   all      all        127.0.0.1/32   scram-sha-256\n"
+    )
+
+
+def _settings(base: Path, cert_file: Path, key_file: Path) -> dict[str, str]:
+    return {
+        "listen_addresses": HOSTADDR,
+        "unix_socket_directories": str(base),
+        "unix_socket_permissions": "0700",
+        "hba_file": str(base / "pg_hba.conf"),
+        "ssl": "on",
+        "ssl_cert_file": str(cert_file),
+        "ssl_key_file": str(key_file),
+        "password_encryption": "scram-sha-256",
+        "fsync": "off",
+        "synchronous_commit": "off",
+        "full_page_writes": "off",
+        "max_connections": "200",
+        "shared_buffers": "32MB",
+        "lc_messages": "C",
+        "log_min_messages": "warning",
+        # A failing statement may carry a password literal: never echo statements.
+        "log_min_error_statement": "panic",
+        "authentication_timeout": "20s",
+    }

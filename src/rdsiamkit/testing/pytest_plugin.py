@@ -1,0 +1,56 @@
+"""pytest fixtures for the RDS IAM emulator (registered through the ``pytest11`` entry point).
+
+``rds_emulator_session`` starts one emulator for the whole session;
+``rds_emulator`` hands the same emulator to a test and calls
+:meth:`~rdsiamkit.testing.RdsIamEmulator.reset` afterwards, so knobs a test
+turns (token age, policies, rate limit) do not leak into the next one.
+
+If the emulator cannot start (not root, no PostgreSQL, no compiler...), the
+tests that need it fail with the reason under ``CI=true`` and skip otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from rdsiamkit.testing.emulator import RdsIamEmulator
+
+__all__ = ["rds_emulator", "rds_emulator_session"]
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+@pytest.fixture(scope="session")
+def rds_emulator_session() -> Iterator[RdsIamEmulator]:
+    """One running emulator shared by the whole test session."""
+    from rdsiamkit.errors import EmulatorError  # noqa: PLC0415 - keep plugin load light
+    from rdsiamkit.testing.emulator import RdsIamEmulator  # noqa: PLC0415
+
+    emulator = RdsIamEmulator()
+    try:
+        emulator.start()
+    except EmulatorError as err:
+        message = f"the RDS IAM emulator cannot start: {err}"
+        if _in_ci():
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+
+
+@pytest.fixture
+def rds_emulator(rds_emulator_session: RdsIamEmulator) -> Iterator[RdsIamEmulator]:
+    """The session's emulator, reset (knobs, policies, events) after the test."""
+    try:
+        yield rds_emulator_session
+    finally:
+        rds_emulator_session.reset()
