@@ -79,8 +79,7 @@ class Target:
     ``token_port`` differ from ``host``/``port`` only behind tunnels.
     """
 
-    params: Mapping[str, str]
-    conninfo: str
+    params: Mapping[str, Any]  # libpq keywords; every value is a str
     options: Mapping[str, Any]
     host: str
     port: int
@@ -104,10 +103,13 @@ class Target:
         """Validate and resolve everything needed before any network I/O."""
         options = {k: v for k, v in kwargs.items() if k in PSYCOPG_OPTIONS}
         libpq = {k: v for k, v in kwargs.items() if k not in PSYCOPG_OPTIONS and v is not None}
-        try:
-            params = {k: str(v) for k, v in conninfo_to_dict(conninfo, **libpq).items()}
-        except psycopg.ProgrammingError as err:
-            raise ConfigurationError(f"invalid conninfo: {err}") from err
+        if conninfo:
+            try:
+                libpq = conninfo_to_dict(conninfo, **libpq)
+            except psycopg.ProgrammingError as err:
+                raise ConfigurationError(f"invalid conninfo: {err}") from err
+        # Keywords alone need no parsing: libpq validates them when connecting.
+        params = {k: str(v) for k, v in libpq.items()}
         if "password" in params or "passfile" in params:
             raise ConfigurationError(
                 "a password was given, but rdsiamkit.connect() logs in with an IAM token; "
@@ -141,7 +143,6 @@ class Target:
         )
         return cls(
             params=params,
-            conninfo=make_conninfo("", **params),
             options=options,
             host=host,
             port=port,
@@ -151,6 +152,11 @@ class Target:
             region=region or (endpoint.region if endpoint else None),
             partition=partition,
         )
+
+    @property
+    def conninfo(self) -> str:
+        """The libpq connection string, without any secret."""
+        return make_conninfo("", **self.params)
 
     def describe(self) -> str:
         """``user@host:port``, plus the signing target when it differs."""
@@ -401,7 +407,7 @@ def connect(
     provider = sync_provider(token_provider, session, profile)
 
     def open_(token: str) -> psycopg.Connection[Any]:
-        return psycopg.Connection.connect(target.conninfo, password=token, **target.options)
+        return psycopg.Connection.connect(password=token, **target.params, **target.options)
 
     retrying = tenacity.Retrying(
         **retry_policy(max_attempts=max_attempts, retry_budget=retry_budget)
@@ -442,7 +448,7 @@ async def connect_async(
 
     async def open_(token: str) -> psycopg.AsyncConnection[Any]:
         return await psycopg.AsyncConnection.connect(
-            target.conninfo, password=token, **target.options
+            password=token, **target.params, **target.options
         )
 
     retrying = tenacity.AsyncRetrying(

@@ -217,3 +217,9 @@ def test_retry_policy_retries_only_transient_connect_errors() -> None:
     assert not retry(state(raised("certificate verify failed")))
     with pytest.raises(ConfigurationError):
         retry_policy(max_attempts=0, retry_budget=1.0)
+
+
+def test_malformed_conninfo_string_is_a_configuration_error() -> None:
+    """A conninfo string libpq cannot parse is reported as such."""
+    with pytest.raises(ConfigurationError, match="invalid conninfo"):
+        build("host=x user='unterminated")
