@@ -298,8 +298,11 @@ class _Handler(socketserver.StreamRequestHandler):
         except (OSError, UnicodeDecodeError) as err:
             logger.warning("dropping a malformed PAM request: %s", err)
             return
-        event = self.server.gate.decide(user, token)
-        answer = ACCEPT if event.ok else REFUSE
+        try:
+            answer = ACCEPT if self.server.gate.decide(user, token).ok else REFUSE
+        except Exception:
+            logger.exception("IAM decision failed; refusing the login")
+            answer = REFUSE
         try:
             self.wfile.write(_LENGTH.pack(len(answer)) + answer)
         except OSError as err:
