@@ -92,8 +92,9 @@ def _single(url: URL, key: str) -> str | None:
 def _split_url(url: str | URL) -> tuple[URL, dict[str, str]]:
     """Check the URL and take the kit's options out of its query.
 
-    The URL must name psycopg 3 (a bare ``postgresql://`` is taken to mean it)
-    and carry no password: the token is the password, fetched per connection.
+    The URL must name psycopg 3 (a bare ``postgresql://`` or ``postgres://`` is
+    taken to mean it) and carry no password: the token is the password, fetched
+    per connection.
     """
     try:
         parsed = make_url(url)
@@ -115,8 +116,7 @@ def _split_url(url: str | URL) -> tuple[URL, dict[str, str]]:
         value = _single(parsed, key)
         if value is not None:
             options[key] = value
-    if not driver:
-        parsed = parsed.set(drivername=DRIVERNAME)
+    parsed = parsed.set(drivername=f"postgresql+{driver or 'psycopg'}")
     return parsed.difference_update_query(URL_OPTIONS), options
 
 

@@ -50,6 +50,13 @@ def test_url_is_checked_and_cleaned() -> None:
     assert engine.url.password is None
 
 
+@pytest.mark.parametrize("scheme", ["postgres", "postgresql", "postgres+psycopg"])
+def test_scheme_aliases_mean_psycopg(scheme: str) -> None:
+    """postgres:// and postgresql:// (with or without +psycopg) all become postgresql+psycopg."""
+    engine = rsa.create_engine(f"{scheme}://app_user@{HOST}/app")
+    assert engine.url.drivername == "postgresql+psycopg"
+
+
 def test_keywords_alone_build_the_url() -> None:
     """Without a URL, host/port/user/dbname keywords make one."""
     engine = rsa.create_engine(host=HOST, port=6000, user="app_user", dbname="app")
