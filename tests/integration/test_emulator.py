@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -430,3 +432,20 @@ def test_lifecycle_cold_and_warm_start_restart_and_clean_stop(tmp_path: Path) ->
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
     warm.stop()  # stopping twice is harmless
+
+
+def test_demo_command_walks_the_scenario() -> None:
+    """'python -m rdsiamkit demo' exits 0, shows each step and never prints a token."""
+    result = subprocess.run(
+        [sys.executable, "-m", "rdsiamkit", "demo"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "[8/8]" in out and "FAILED" not in out
+    assert 'refused as on RDS: PAM authentication failed for user "app_user"' in out
+    assert "current_database=postgres, current_user=app_user" in out
+    assert "X-Amz" not in out + result.stderr
