@@ -16,7 +16,8 @@ import threading
 __all__ = ["REDACTED", "protect_botocore_logs", "redact"]
 
 REDACTED = "<redacted by rdsiamkit>"
-_SECRET_PARAMS = re.compile(r"(X-Amz-(?:Signature|Security-Token|Credential)=)[^&\s'\"]+")
+# A value never starts with "<", so already-redacted text is left alone.
+_SECRET_PARAMS = re.compile(r"(X-Amz-(?:Signature|Security-Token|Credential)=)[^&\s'\"<][^&\s'\"]*")
 _SIGNING_RECORDS = ("CanonicalRequest", "StringToSign", "Signature")
 _installed = threading.Lock()
 _done = False
