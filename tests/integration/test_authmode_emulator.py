@@ -202,6 +202,31 @@ def test_auth_status_reports_paths_and_flags_in_one_round_trip(
     assert master.is_admin and master.is_session_user and not master.is_superuser
 
 
+def test_superuser_is_not_iam_although_pg_has_role_says_member(
+    rds_emulator: RdsIamEmulator, admin: psycopg.Connection[Any]
+) -> None:
+    """The known trap: pg_has_role() counts superusers as rds_iam members, pg_hba does not."""
+    name = f"am_super_{uuid.uuid4().hex[:8]}"
+    create = sql.SQL("CREATE ROLE {} SUPERUSER LOGIN PASSWORD {}").format(
+        sql.Identifier(name), sql.Literal(PASSWORD)
+    )
+    # The master user cannot create superusers; the emulator's bootstrap superuser can.
+    with rds_emulator._superuser() as superuser:
+        superuser.execute(create)
+    try:
+        has_role = admin.execute("SELECT pg_has_role(%s, 'rds_iam', 'member')", [name])
+        assert has_role.fetchone() == (True,)
+        assert get_auth_mode(admin, name) is AuthMode.PASSWORD
+        status = auth_status(admin, name)
+        assert status.is_superuser and status.is_admin and status.paths == ()
+        assert password_login(rds_emulator, name) == name
+        with pytest.raises(LockoutRefusedError, match="superuser"):
+            set_auth_mode(admin, name, AuthMode.IAM)
+    finally:
+        with rds_emulator._superuser() as superuser:
+            superuser.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
+
+
 def test_kerberos_and_iam_membership_is_reported_as_a_conflict(
     admin: psycopg.Connection[Any], make_role: MakeRole
 ) -> None:
