@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,8 +17,9 @@ from typing import Any
 import psycopg
 import pytest
 
+from rdsiamkit.errors import EmulatorError
 from rdsiamkit.testing.credentials import FakeCredentials
-from rdsiamkit.testing.emulator import RdsIamEmulator
+from rdsiamkit.testing.emulator import RdsIamEmulator, instance_roots
 from rdsiamkit.testing.pam import PAM_DIR
 from rdsiamkit.testing.sigv4 import AuthFailureReason
 from rdsiamkit.testing.tunnel import TcpTunnel
@@ -449,3 +452,61 @@ def test_demo_command_walks_the_scenario() -> None:
     assert 'refused as on RDS: PAM authentication failed for user "app_user"' in out
     assert "current_database=postgres, current_user=app_user" in out
     assert "X-Amz" not in out + result.stderr
+
+
+FAKE_POSTGRES = """#!/bin/sh
+if [ "$1" = "--version" ]; then echo "postgres (PostgreSQL) 15.99"; exit 0; fi
+echo "FATAL:  simulated crash at start-up" >&2
+exit 1
+"""
+FAKE_INITDB = """#!/bin/sh
+for arg in "$@"; do
+  if [ "$prev" = "-D" ]; then mkdir -p "$arg" && echo 15 > "$arg/PG_VERSION"; fi
+  prev=$arg
+done
+"""
+
+
+def _owned_by_this_process() -> tuple[set[Path], set[Path]]:
+    marker = f"pid={os.getpid()}"
+    services = {p for p in PAM_DIR.glob("rdsiamkit-*") if marker in p.read_text()}
+    bases = {
+        p
+        for root in instance_roots()
+        for p in root.glob("rdsiamkit-emu-*")
+        if (p / "owner.pid").is_file() and (p / "owner.pid").read_text() == str(os.getpid())
+    }
+    return services, bases
+
+
+def test_failed_start_names_the_cause_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    """A server that dies at start-up: EmulatorError with its log; no PAM file or dir remains."""
+    bindir = Path(tempfile.mkdtemp(prefix="rdsiamkit-fakebin-"))
+    try:
+        bindir.chmod(0o755)  # the fake initdb runs as the postgres OS user
+        for name, script in (("postgres", FAKE_POSTGRES), ("initdb", FAKE_INITDB)):
+            (bindir / name).write_text(script)
+            (bindir / name).chmod(0o755)
+        before = _owned_by_this_process()
+        emu = RdsIamEmulator(pg_bindir=bindir, cache_dir=tmp_path)
+        with pytest.raises(EmulatorError, match="simulated crash at start-up"):
+            emu.start()
+        assert not emu.started
+        assert _owned_by_this_process() == before
+    finally:
+        shutil.rmtree(bindir)
+
+
+def test_start_fails_loudly_when_postgres_cannot_use_the_pam_module(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A module PAM cannot load is caught by the start-up probe, not by a later test."""
+    broken = tmp_path / "not-a-module.so"
+    broken.write_bytes(b"this is not an ELF file")
+    monkeypatch.setattr("rdsiamkit.testing.emulator.build_module", lambda cache: broken)
+    before = _owned_by_this_process()
+    emu = RdsIamEmulator(cluster_id="broken")
+    with pytest.raises(EmulatorError, match="did not consult the emulator's verifier") as info:
+        emu.start()
+    assert PAM_FAILED in str(info.value)
+    assert _owned_by_this_process() == before

@@ -177,9 +177,3 @@ class CredentialRegistry:
         with self._lock:
             entry = self._entries.get(access_key_id)
         return entry is not None and (entry.policy is None or arn_matches(arn, entry.policy))
-
-    def get(self, access_key_id: str) -> FakeCredentials | None:
-        """The registered credentials for ``access_key_id``, if any."""
-        with self._lock:
-            entry = self._entries.get(access_key_id)
-        return None if entry is None else entry.credentials

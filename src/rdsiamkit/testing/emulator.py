@@ -60,7 +60,7 @@ from rdsiamkit.testing.postgres import (
     ensure_template,
     server_os_user,
 )
-from rdsiamkit.testing.verifier import AuthEvent, AuthLog, IamGate, VerifierServer
+from rdsiamkit.testing.verifier import PROBE_USER, AuthEvent, AuthLog, IamGate, VerifierServer
 
 __all__ = ["RdsIamEmulator"]
 
@@ -71,7 +71,11 @@ RDS_ROLES = ("rds_superuser", "rds_iam", "rds_ad", "rds_password", "rds_replicat
 _INSTANCE_PREFIX = "rdsiamkit-emu-"
 _OWNER_FILE = "owner.pid"
 _PORT_ATTEMPTS = 5
+PAM_FAILURE = "PAM authentication failed"
 _MAX_SOCKET_DIR = 80  # unix socket paths are limited to 107 bytes
+EMULATOR_DIR_ENV = "RDSIAMKIT_EMULATOR_DIR"
+_RAM_DIR = Path("/dev/shm")  # noqa: S108 - instance dirs in it come from mkdtemp (0700)
+_MIN_RAM_FREE = 512 * 1024 * 1024
 
 
 def _default_resource_id(account_id: str, region: str, cluster_id: str) -> str:
@@ -87,9 +91,46 @@ def _free_port() -> int:
         return port
 
 
-def _temp_root() -> Path:
-    root = Path(tempfile.gettempdir())
-    return root if len(str(root)) <= _MAX_SOCKET_DIR - 30 else Path("/tmp")  # noqa: S108
+def _usable_root(path: Path, *, min_free: int = 0) -> bool:
+    """Writable, short enough for socket paths, executable (the PAM module loads from it)."""
+    try:
+        info = os.statvfs(path)
+    except OSError:
+        return False
+    return (
+        os.access(path, os.W_OK | os.X_OK)
+        and len(str(path)) <= _MAX_SOCKET_DIR - 30
+        and not info.f_flag & os.ST_NOEXEC
+        and info.f_bavail * info.f_frsize >= min_free
+    )
+
+
+def instance_roots() -> list[Path]:
+    """Where emulator directories may live, preferred first.
+
+    ``$RDSIAMKIT_EMULATOR_DIR`` if set; else ``/dev/shm`` when it is an
+    executable tmpfs with room (copying the data directory to RAM takes
+    tens of milliseconds instead of most of a second on a busy disk); else
+    the temp directory, or ``/tmp`` if that path is too long for sockets.
+    """
+    if configured := os.environ.get(EMULATOR_DIR_ENV):
+        return [Path(configured)]
+    candidates = [(_RAM_DIR, _MIN_RAM_FREE), (Path(tempfile.gettempdir()), 0), (Path("/tmp"), 0)]  # noqa: S108
+    roots: list[Path] = []
+    for path, min_free in candidates:
+        if path not in roots and _usable_root(path, min_free=min_free):
+            roots.append(path)
+    return roots
+
+
+def _instance_root() -> Path:
+    roots = instance_roots()
+    if not roots or not _usable_root(roots[0]):
+        raise EmulatorError(
+            f"no directory for the emulator's files: set {EMULATOR_DIR_ENV} to a short, "
+            "writable path on a filesystem not mounted noexec"
+        )
+    return roots[0]
 
 
 def _pid_alive(pid: int) -> bool:
@@ -104,7 +145,8 @@ def _pid_alive(pid: int) -> bool:
 
 def _sweep_stale_instances() -> None:
     """Stop servers and delete directories left by emulator processes that died."""
-    for base in _temp_root().glob(_INSTANCE_PREFIX + "*"):
+    bases = (base for root in instance_roots() for base in root.glob(_INSTANCE_PREFIX + "*"))
+    for base in bases:
         try:
             owner = int((base / _OWNER_FILE).read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -258,7 +300,10 @@ class RdsIamEmulator:
                 raise EmulatorError("the emulator is already running")
             began = time.perf_counter()
             with contextlib.ExitStack() as cleanup:
-                running = self._start(cleanup)
+                try:
+                    running = self._start(cleanup)
+                except (OSError, psycopg.Error) as err:
+                    raise EmulatorError(f"the emulator could not start: {err}") from err
                 running.started_in = time.perf_counter() - began
                 running.cleanup = cleanup.pop_all()
             self._running = running
@@ -286,7 +331,7 @@ class RdsIamEmulator:
         module = build_module(cache)
         template = ensure_template(binaries, cache, owner)
 
-        base = Path(tempfile.mkdtemp(prefix=_INSTANCE_PREFIX, dir=_temp_root()))
+        base = Path(tempfile.mkdtemp(prefix=_INSTANCE_PREFIX, dir=_instance_root()))
         cleanup.callback(shutil.rmtree, base, ignore_errors=True)
         (base / _OWNER_FILE).write_text(str(os.getpid()), encoding="utf-8")
         copy_template(template, base / "data", owner)
@@ -295,7 +340,7 @@ class RdsIamEmulator:
         if owner is not None:
             os.chown(base, *owner)
 
-        self._log.attach(base / "iam-db-auth-error.log")
+        self._log.attach(base / "iam-db-auth.jsonl")
         cleanup.callback(self._log.close)
         verifier = VerifierServer(base / "verifier.sock", self._gate, owner=owner)
         cleanup.callback(verifier.close)
@@ -353,6 +398,41 @@ class RdsIamEmulator:
         with self._superuser(running) as conn:
             for statement in statements:
                 conn.execute(statement)
+            self._probe_pam(conn, running)
+
+    def _probe_pam(self, conn: psycopg.Connection[TupleRow], running: _Running) -> None:
+        """Log in once as an rds_iam member: proves TLS, pg_hba, PAM, module and verifier.
+
+        A module PostgreSQL cannot load (``/tmp`` mounted noexec, say) would
+        otherwise make every IAM login fail with the same bland message.
+        """
+        probe = sql.Identifier(PROBE_USER)
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN IN ROLE rds_iam").format(probe))
+        self._gate.begin_probe()
+        try:
+            psycopg.connect(
+                host=self.endpoint,
+                hostaddr=HOSTADDR,
+                port=running.port,
+                user=PROBE_USER,
+                password="start-up probe",  # noqa: S106 - not a credential, refused on purpose
+                dbname="postgres",
+                sslmode="verify-full",
+                sslrootcert=str(running.ca_file),
+                connect_timeout=15,
+            ).close()
+        except psycopg.OperationalError as err:
+            refusal = str(err)
+        else:
+            refusal = "the probe logged in without a token"
+        finally:
+            conn.execute(sql.SQL("DROP ROLE {}").format(probe))
+        if not self._gate.probe_arrived() or PAM_FAILURE not in refusal:
+            raise EmulatorError(
+                "PostgreSQL did not consult the emulator's verifier through PAM "
+                f"(client saw: {refusal.strip()}); is {running.base} on a noexec mount? "
+                f"Server log:\n{running.server.log_tail()}"
+            )
 
     @contextlib.contextmanager
     def _superuser(self, running: _Running | None = None) -> Iterator[psycopg.Connection[TupleRow]]:

@@ -336,6 +336,10 @@ class PgServer:
                 break
             return
 
+    def log_tail(self) -> str:
+        """The end of the server log, for error messages."""
+        return self._log_since(0)
+
     def _log_since(self, offset: int) -> str:
         try:
             with self.log_file.open("rb") as log:

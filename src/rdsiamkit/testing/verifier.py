@@ -44,6 +44,8 @@ _REQUEST_TIMEOUT = 5.0
 _MAX_EVENTS = 100_000
 ACCEPT = b"OK"
 REFUSE = b"NO"
+#: The role the emulator logs in as at start-up to prove PostgreSQL -> PAM -> verifier works.
+PROBE_USER = "rdsiamkit_pam_probe"
 
 
 @attrs.frozen
@@ -135,10 +137,6 @@ class _RateLimiter:
         self._tokens = 0.0
         self._stamp = 0.0
 
-    @property
-    def rate(self) -> float | None:
-        return self._rate
-
     def set(self, rate: float | None) -> None:
         if rate is not None and not rate > 0:
             raise ConfigurationError(f"IAM rate limit must be > 0 or None, got {rate!r}")
@@ -184,6 +182,7 @@ class IamGate:
         self.log = log
         self._arn_for = arn_for
         self._limiter = _RateLimiter()
+        self._probed = threading.Event()
         self._max_token_age = _positive("max_token_age", max_token_age)
         self._max_clock_skew = _non_negative("max_clock_skew", max_clock_skew)
 
@@ -205,17 +204,23 @@ class IamGate:
     def max_clock_skew(self, seconds: float) -> None:
         self._max_clock_skew = _non_negative("max_clock_skew", seconds)
 
-    @property
-    def rate_limit(self) -> float | None:
-        """IAM logins allowed per second, or None for no limit."""
-        return self._limiter.rate
-
     def set_rate_limit(self, per_second: float | None) -> None:
         """Refuse IAM logins above ``per_second`` (``rate_limited``); None lifts the limit."""
         self._limiter.set(per_second)
 
+    def begin_probe(self) -> None:
+        """Expect a start-up login as :data:`PROBE_USER`."""
+        self._probed.clear()
+
+    def probe_arrived(self) -> bool:
+        """True once the probe login reached the gate (it is refused, and not recorded)."""
+        return self._probed.is_set()
+
     def decide(self, user: str, token: str) -> AuthEvent:
         """Check one login, record it and return the event."""
+        if user == PROBE_USER:
+            self._probed.set()
+            return AuthEvent(time.time(), user, None, None, AuthFailureReason.MALFORMED)
         if not self._limiter.acquire():
             event = AuthEvent(
                 time.time(), user, None, None, AuthFailureReason.RATE_LIMITED, None, "throttled"
