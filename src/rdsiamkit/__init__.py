@@ -6,6 +6,18 @@ The public API is exactly what ``__all__`` lists; everything else is private.
 from __future__ import annotations
 
 from rdsiamkit.arn import DbUserArn, db_user_arn
+from rdsiamkit.authmode import (
+    ApplyResult,
+    AuthMode,
+    AuthModeChange,
+    AuthModePlan,
+    AuthStatus,
+    RefusalReason,
+    auth_status,
+    get_auth_mode,
+    plan_auth_modes,
+    set_auth_mode,
+)
 from rdsiamkit.connection import connect, connect_async
 from rdsiamkit.discovery import DatabaseResource, discover, enable_iam_auth, list_databases
 from rdsiamkit.endpoints import Endpoint, EndpointKind
@@ -28,6 +40,7 @@ from rdsiamkit.errors import (
     RdsIamError,
     RdsIamRoleMissingError,
     ResourceNotFoundError,
+    StalePlanError,
     TLSVerificationError,
     UserNotFoundError,
     VerificationFailedError,
@@ -41,8 +54,13 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "AccessDeniedError",
+    "ApplyResult",
     "AsyncTokenProvider",
+    "AuthMode",
+    "AuthModeChange",
     "AuthModeError",
+    "AuthModePlan",
+    "AuthStatus",
     "AwsApiError",
     "CABundleError",
     "CABundleInfo",
@@ -65,13 +83,16 @@ __all__ = [
     "PolicyDecision",
     "RdsIamError",
     "RdsIamRoleMissingError",
+    "RefusalReason",
     "ResourceNotFoundError",
+    "StalePlanError",
     "TLSVerificationError",
     "TokenCache",
     "TokenProvider",
     "UserNotFoundError",
     "VerificationFailedError",
     "__version__",
+    "auth_status",
     "ca_bundle_path",
     "connect",
     "connect_async",
@@ -82,8 +103,11 @@ __all__ = [
     "discover",
     "enable_iam_auth",
     "evaluate_policy",
+    "get_auth_mode",
     "inspect_ca_bundle",
     "list_databases",
+    "plan_auth_modes",
     "refresh_ca_bundle",
+    "set_auth_mode",
     "simulate_connect",
 ]

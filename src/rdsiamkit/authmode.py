@@ -57,6 +57,7 @@ from rdsiamkit.errors import (
     InheritedMembershipError,
     LockoutRefusedError,
     RdsIamError,
+    StalePlanError,
     UserNotFoundError,
     VerificationFailedError,
 )
@@ -130,10 +131,6 @@ class RefusalReason(enum.Enum):
     LOCKOUT_GUARD = "lockout_guard"
     #: Also a Kerberos (``rds_ad``) user (:class:`~rdsiamkit.AuthModeError`).
     CONFLICT = "conflict"
-
-
-class StalePlanError(AuthModeError):
-    """The catalogs changed since the plan was made; nothing was applied, plan again."""
 
 
 @attrs.frozen

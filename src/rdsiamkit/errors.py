@@ -25,6 +25,7 @@ its ``args`` or its attributes.
     │   ├── UserNotFoundError                  no such role
     │   ├── InheritedMembershipError           IAM comes through another role; cannot REVOKE here
     │   ├── LockoutRefusedError                switch would lock out an admin / own session
+    │   ├── StalePlanError                     roles changed since the plan; nothing applied
     │   └── VerificationFailedError            verified switch failed and was rolled back
     ├── AwsApiError                            AWS control-plane call failed (keeps .code)
     │   ├── ResourceNotFoundError              cluster / instance / proxy not found
@@ -57,6 +58,7 @@ __all__ = [
     "RdsIamError",
     "RdsIamRoleMissingError",
     "ResourceNotFoundError",
+    "StalePlanError",
     "TLSVerificationError",
     "UserNotFoundError",
     "VerificationFailedError",
@@ -159,6 +161,10 @@ class InheritedMembershipError(AuthModeError):
 
 class LockoutRefusedError(AuthModeError):
     """Switching this user to IAM could lock out an admin; use ``verify=True``."""
+
+
+class StalePlanError(AuthModeError):
+    """The catalogs changed since the plan was made; nothing was applied, plan again."""
 
 
 class VerificationFailedError(AuthModeError):
