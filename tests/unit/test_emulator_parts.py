@@ -15,12 +15,13 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
+import rdsiamkit.testing
 from rdsiamkit.cli import build_parser, main
 from rdsiamkit.errors import ConfigurationError, EmulatorError, InvalidArnError
 from rdsiamkit.testing.certs import write_tls_files
 from rdsiamkit.testing.credentials import CredentialRegistry
 from rdsiamkit.testing.emulator import RdsIamEmulator
-from rdsiamkit.testing.pam import PamService, sweep_stale_services
+from rdsiamkit.testing.pam import PamService, build_module, sweep_stale_services
 from rdsiamkit.testing.postgres import BINDIR_ENV, PgBinaries
 from rdsiamkit.testing.sigv4 import AuthFailureReason
 from rdsiamkit.testing.tunnel import TcpTunnel
@@ -150,6 +151,28 @@ def test_sweep_removes_only_files_of_dead_emulators(tmp_path: Path) -> None:
     assert removed == [tmp_path / "rdsiamkit-dead"]
     assert live.path.exists() and (tmp_path / "rdsiamkit-foreign").exists()
     assert (tmp_path / "login").exists()
+
+
+def test_pam_module_source_compiles_without_warnings() -> None:
+    """The C module is clean under -Wall -Wextra -Werror (the runtime build omits -Werror)."""
+    source = Path(rdsiamkit.testing.__file__).with_name("pam_rdsiamkit.c")
+    result = subprocess.run(
+        ["cc", "-fsyntax-only", "-Wall", "-Wextra", "-Werror", "-std=gnu11", str(source)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_pam_module_is_built_once_per_source(tmp_path: Path) -> None:
+    """build_module caches the shared object by source and flags; it exports the PAM hooks."""
+    first = build_module(tmp_path)
+    assert build_module(tmp_path) == first
+    nm = subprocess.run(["nm", "-D", str(first)], capture_output=True, text=True, check=True)
+    symbols = nm.stdout
+    for hook in ("pam_sm_authenticate", "pam_sm_acct_mgmt", "pam_sm_setcred"):
+        assert f" T {hook}" in symbols
 
 
 def test_tls_files_have_endpoint_sans_and_private_key(tmp_path: Path) -> None:
