@@ -19,5 +19,5 @@ fi
 
 if [ ! -x .venv/bin/python ]; then "$PYTHON" -m venv .venv; fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -U pip
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev,sqlalchemy]'
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev,sqlalchemy,bench]'
 echo "setup: ready ($(.venv/bin/python --version), $(ls -d /usr/lib/postgresql/*/bin | tail -n 1))"
