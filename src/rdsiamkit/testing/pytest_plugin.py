@@ -27,13 +27,10 @@ def _in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
-@pytest.fixture(scope="session")
-def rds_emulator_session() -> Iterator[RdsIamEmulator]:
-    """One running emulator shared by the whole test session."""
+def _start(emulator: RdsIamEmulator) -> None:
+    """Start, or fail (CI) / skip (elsewhere) the requesting test with the reason."""
     from rdsiamkit.errors import EmulatorError  # noqa: PLC0415 - keep plugin load light
-    from rdsiamkit.testing.emulator import RdsIamEmulator  # noqa: PLC0415
 
-    emulator = RdsIamEmulator()
     try:
         emulator.start()
     except EmulatorError as err:
@@ -41,6 +38,15 @@ def rds_emulator_session() -> Iterator[RdsIamEmulator]:
         if _in_ci():
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def rds_emulator_session() -> Iterator[RdsIamEmulator]:
+    """One running emulator shared by the whole test session."""
+    from rdsiamkit.testing.emulator import RdsIamEmulator  # noqa: PLC0415
+
+    emulator = RdsIamEmulator()
+    _start(emulator)
     try:
         yield emulator
     finally:
@@ -49,7 +55,12 @@ def rds_emulator_session() -> Iterator[RdsIamEmulator]:
 
 @pytest.fixture
 def rds_emulator(rds_emulator_session: RdsIamEmulator) -> Iterator[RdsIamEmulator]:
-    """The session's emulator, reset (knobs, policies, events) after the test."""
+    """The session's emulator, reset (knobs, policies, events) after the test.
+
+    If an earlier test stopped it, it is started again (new port and data).
+    """
+    if not rds_emulator_session.started:
+        _start(rds_emulator_session)
     try:
         yield rds_emulator_session
     finally:

@@ -315,7 +315,8 @@ class _Handler(socketserver.StreamRequestHandler):
 
 
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    daemon_threads = True
+    # Handler threads are joined on close; each is bounded by _REQUEST_TIMEOUT.
+    daemon_threads = False
     block_on_close = True
 
     def __init__(self, path: str, gate: IamGate) -> None:
