@@ -5,7 +5,9 @@ password; an admin switches it to IAM (``GRANT rds_iam``); the password now
 fails with ``PAM authentication failed``; a token signed with AWS credentials
 works; switching back (``REVOKE rds_iam``) restores the password.  Each step
 is a method of :class:`_Demo`, so swapping one for the public API is local.
-Secrets are never printed: tokens by length only.
+Switching and the IAM login go through the public API (``set_auth_mode``,
+``get_auth_mode``, ``connect``); the password logins use plain psycopg, as an
+application without the kit would.  Secrets are never printed.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ from collections.abc import Callable
 from typing import TextIO
 
 import psycopg
-from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from rdsiamkit.errors import EmulatorError
+from rdsiamkit.authmode import AuthMode, get_auth_mode, set_auth_mode
+from rdsiamkit.connection import connect
+from rdsiamkit.errors import EmulatorError, RdsIamError
 from rdsiamkit.testing.emulator import RdsIamEmulator
+from rdsiamkit.tokens import TokenProvider
 
 __all__ = ["run_demo"]
 
@@ -51,10 +55,6 @@ class _Demo:
             raise DemoStepError("SELECT current_database(), current_user returned no row")
         return str(row[0]), str(row[1])
 
-    def _as_master(self, statement: sql.Composed) -> None:
-        with self.emu.connect_admin() as conn:
-            conn.execute(statement)
-
     def start(self) -> str:
         self.emu.start()
         return (
@@ -63,20 +63,23 @@ class _Demo:
         )
 
     def create_user(self) -> str:
-        self._as_master(
-            sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
-                sql.Identifier(USER), sql.Literal(self.password)
-            )
-        )
+        self.emu.create_user(USER, password=self.password)
         return f"master user {self.emu.master_user!r} created {USER!r} with a random password"
 
     def password_works(self) -> str:
         database, user = self._login(self.password)
         return f"logged in with the password: current_database={database}, current_user={user}"
 
+    def _switch(self, mode: AuthMode) -> str:
+        with self.emu.connect_admin() as admin:
+            change = set_auth_mode(admin, USER, mode)
+            now = get_auth_mode(admin, USER)
+        if now is not mode:
+            raise DemoStepError(f"set_auth_mode reported {change}, but the mode is {now}")
+        return f"{change} (as {self.emu.master_user}); get_auth_mode says {now}"
+
     def switch_to_iam(self) -> str:
-        self._as_master(sql.SQL("GRANT rds_iam TO {}").format(sql.Identifier(USER)))
-        return f"GRANT rds_iam TO {USER} (as {self.emu.master_user})"
+        return self._switch(AuthMode.IAM)
 
     def password_refused(self) -> str:
         try:
@@ -90,24 +93,21 @@ class _Demo:
 
     def token_works(self) -> str:
         credentials = self.emu.add_credentials()
-        client = credentials.boto3_session(region=self.emu.region).client("rds")
-        token = client.generate_db_auth_token(
-            DBHostname=self.emu.endpoint,
-            Port=self.emu.port,
-            DBUsername=USER,
-            Region=self.emu.region,
-        )
-        database, user = self._login(token)
-        if user != USER:
-            raise DemoStepError(f"logged in as {user!r}, expected {USER!r}")
+        provider = TokenProvider(session=credentials.boto3_session(region=self.emu.region))
+        params = self.emu.conninfo(USER)
+        del params["sslmode"]  # rdsiamkit.connect always uses verify-full
+        with connect(**params, token_provider=provider) as conn:
+            row = conn.execute("SELECT current_database(), current_user").fetchone()
+            tls = conn.info.get_parameters().get("sslmode")
+        if row is None or row[1] != USER:
+            raise DemoStepError(f"logged in as {row!r}, expected {USER!r}")
         return (
-            f"token of {len(token)} characters from generate_db_auth_token "
-            f"(key {credentials.access_key_id}): current_database={database}, current_user={user}"
+            f"rdsiamkit.connect signed {provider.mint_count} token with key "
+            f"{provider.identity} (sslmode={tls}): current_database={row[0]}, current_user={row[1]}"
         )
 
     def switch_back(self) -> str:
-        self._as_master(sql.SQL("REVOKE rds_iam FROM {}").format(sql.Identifier(USER)))
-        return f"REVOKE rds_iam FROM {USER} (as {self.emu.master_user})"
+        return self._switch(AuthMode.PASSWORD)
 
     def steps(self) -> list[tuple[str, Callable[[], str]]]:
         return [
@@ -140,7 +140,7 @@ def run_demo(*, out: TextIO = sys.stdout) -> int:
             except EmulatorError as err:
                 say(f"      FAILED: the emulator cannot run here: {err}")
                 return 2
-            except (DemoStepError, psycopg.Error) as err:
+            except (DemoStepError, RdsIamError, psycopg.Error) as err:
                 detail = _server_message(err) if isinstance(err, psycopg.Error) else str(err)
                 say(f"      FAILED: {detail}")
                 return 1
