@@ -34,7 +34,7 @@ from typing import Any
 import psycopg
 
 import rdsiamkit
-from rdsiamkit.authmode import AuthMode, AuthModePlan, RefusalReason, plan_auth_modes, set_auth_mode
+from rdsiamkit import AuthMode, AuthModePlan, RefusalReason, plan_auth_modes, set_auth_mode
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -183,6 +184,7 @@ def test_explore_users_notebook_executes(
         if cell.cell_type == "code"
         for output in cell.outputs
     )
+    assert re.search(r"\d+ roles: \d+ IAM, \d+ PASSWORD", outputs)  # list_users' headline
     assert "switched password -> iam (GRANT rds_iam); IAM login verified" in outputs
     assert "password refused: PAM authentication failed" in outputs
     assert "cannot switch it to PASSWORD" in outputs
