@@ -626,8 +626,17 @@ class _Doctor:
             raise _NotCheckedError("needs a TCP connection (see reachability)")
         rootcert = target.params["sslrootcert"]
         with socket.create_connection(self.facts.address, timeout=self.timeout) as raw:
-            raw.sendall(_SSL_REQUEST)
-            answer = raw.recv(1)
+            try:
+                raw.sendall(_SSL_REQUEST)
+                answer = raw.recv(1)
+            except OSError as err:
+                return Check(
+                    CheckName.TLS,
+                    CheckStatus.FAIL,
+                    f"no answer to PostgreSQL's SSLRequest: {err}",
+                    fix="check that the port is PostgreSQL's (RDS: the endpoint's port)",
+                    finding=Finding.TLS_FAILED,
+                )
             if answer != b"S":
                 what = "refused TLS" if answer == b"N" else f"answered {answer!r} to SSLRequest"
                 return Check(

@@ -1,0 +1,305 @@
+"""diagnose() check logic without a database server: sockets, fakes and botocore Stubber."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from rdsiamkit.doctor import (
+    CheckName,
+    CheckStatus,
+    Diagnosis,
+    Finding,
+    TokenFacts,
+    _simulation_principal,
+    diagnose,
+)
+from rdsiamkit.policy import connect_policy
+
+ENDPOINT = "demo.cluster-c1a2b3c4d5e6.us-east-1.rds.amazonaws.com"
+ACCOUNT = "123456789012"
+RESOURCE_ID = "cluster-ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+KEY = "AKIAIOSFODNN7EXAMPLE"
+SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+
+
+class StubSession(boto3.Session):
+    """A session with fixed keys whose STS client answers from a prepared Stubber."""
+
+    def __init__(self, *, error: str | None = None, region: str = "us-east-1") -> None:
+        super().__init__(aws_access_key_id=KEY, aws_secret_access_key=SECRET, region_name=region)
+        self.error = error
+
+    def client(self, service_name: str, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        client = super().client(service_name, *args, **kwargs)  # type: ignore[call-overload]
+        if service_name != "sts":
+            raise AssertionError(f"unexpected AWS call to {service_name}")
+        stubber = Stubber(client)
+        if self.error:
+            stubber.add_client_error("get_caller_identity", service_error_code=self.error)
+        else:
+            stubber.add_response(
+                "get_caller_identity",
+                {"UserId": "AIDA", "Account": ACCOUNT, "Arn": f"arn:aws:iam::{ACCOUNT}:user/app"},
+            )
+        stubber.activate()
+        return client
+
+
+@pytest.fixture(autouse=True)
+def _no_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A local port nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+@pytest.fixture
+def no_tls_server() -> Iterator[int]:
+    """A server that answers PostgreSQL's SSLRequest with 'N' (TLS refused)."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                if conn.recv(8):
+                    conn.sendall(b"N")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    stop.set()
+    thread.join(5)
+    server.close()
+
+
+def token_for(host: str = ENDPOINT, port: int = 5432, user: str = "app", **kw: str) -> str:
+    """A real SigV4 token, signed locally by botocore."""
+    session = boto3.Session(
+        aws_access_key_id=KEY,
+        aws_secret_access_key=SECRET,
+        region_name=kw.get("region", "us-east-1"),
+    )
+    token: str = session.client("rds").generate_db_auth_token(
+        DBHostname=host, Port=port, DBUsername=user, Region=kw.get("region", "us-east-1")
+    )
+    return token
+
+
+def run(port: int, **kw: Any) -> Diagnosis:
+    """Diagnose a login to ENDPOINT dialled at 127.0.0.1:port, without AWS unless asked."""
+    options: dict[str, Any] = {
+        "host": ENDPOINT,
+        "hostaddr": "127.0.0.1",
+        "port": port,
+        "user": "app",
+        "session": StubSession(),
+        "aws": False,
+        "timeout": 2.0,
+    }
+    options.update(kw)
+    return diagnose(**options)
+
+
+def test_token_facts_read_a_botocore_token() -> None:
+    """TokenFacts reads host, port, user, key, region, date and expiry, not the signature."""
+    facts = TokenFacts.parse(token_for(port=6543, user="u1"))
+    assert facts is not None
+    assert (facts.host, facts.port, facts.user) == (ENDPOINT, 6543, "u1")
+    assert (facts.access_key_id, facts.region, facts.service) == (KEY, "us-east-1", "rds-db")
+    assert facts.expires == 900
+    assert abs((dt.datetime.now(dt.timezone.utc) - facts.signed_at).total_seconds()) < 60
+    assert "Signature" not in repr(facts)
+
+
+@pytest.mark.parametrize("text", ["hunter2", "", "host:5432/?Action=connect", "a b&c=d"])
+def test_token_facts_refuse_non_tokens(text: str) -> None:
+    """Passwords and truncated tokens are not mistaken for tokens."""
+    assert TokenFacts.parse(text) is None
+
+
+def test_bad_options_fail_configuration_and_skip_the_rest() -> None:
+    """sslmode=disable is refused up front; nothing else can run."""
+    diagnosis = run(5432, sslmode="disable")
+    assert diagnosis.finding is Finding.INVALID_OPTIONS
+    assert "verify-full" in diagnosis.failed.reason  # type: ignore[union-attr]
+    assert {c.status for c in diagnosis.checks[1:] if c.name is not CheckName.CREDENTIALS} == {
+        CheckStatus.SKIPPED
+    }
+
+
+def test_dns_failure_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An endpoint that does not resolve fails the dns check (hostaddr not given)."""
+
+    def fail(*_: object, **__: object) -> list[Any]:
+        raise socket.gaierror(-2, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", fail)
+    diagnosis = run(5432, hostaddr=None)
+    assert diagnosis.failed.name is CheckName.DNS  # type: ignore[union-attr]
+    assert diagnosis.finding is Finding.DNS_FAILURE
+    assert diagnosis.check("reachability").status is CheckStatus.SKIPPED
+
+
+def test_closed_port_is_unreachable(closed_port: int) -> None:
+    """Nothing listening: reachability fails, TLS and login are skipped."""
+    diagnosis = run(closed_port)
+    assert diagnosis.check("dns").status is CheckStatus.PASS
+    assert diagnosis.finding is Finding.UNREACHABLE
+    assert diagnosis.check("tls").status is CheckStatus.SKIPPED
+    assert diagnosis.check("login").status is CheckStatus.SKIPPED
+
+
+def test_server_refusing_tls_is_named(no_tls_server: int) -> None:
+    """An 'N' answer to SSLRequest means TLS is off: named tls_off."""
+    diagnosis = run(no_tls_server)
+    assert diagnosis.failed.name is CheckName.TLS  # type: ignore[union-attr]
+    assert diagnosis.finding is Finding.TLS_OFF
+
+
+def test_sts_unknown_key_fails_credentials(closed_port: int) -> None:
+    """STS InvalidClientTokenId names the unknown access key."""
+    diagnosis = run(closed_port, session=StubSession(error="InvalidClientTokenId"), aws=True)
+    check = diagnosis.check("credentials")
+    assert (check.status, check.finding) == (CheckStatus.FAIL, Finding.UNKNOWN_ACCESS_KEY)
+    assert KEY in check.reason and SECRET not in diagnosis.to_json()
+
+
+def test_sts_bad_secret_and_success(closed_port: int) -> None:
+    """SignatureDoesNotMatch is a bad secret; a good answer shows the principal."""
+    bad = run(closed_port, session=StubSession(error="SignatureDoesNotMatch"), aws=True)
+    assert bad.check("credentials").finding is Finding.BAD_SECRET_KEY
+    good = run(closed_port, session=StubSession(), aws=True)
+    check = good.check("credentials")
+    assert check.status is CheckStatus.PASS and f"arn:aws:iam::{ACCOUNT}:user/app" in check.reason
+
+
+def test_no_credentials_fail(closed_port: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without any AWS credentials the credentials check fails with the fix."""
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    diagnosis = run(closed_port, session=boto3.Session(region_name="us-east-1"))
+    check = diagnosis.check("credentials")
+    assert (check.status, check.finding) == (CheckStatus.FAIL, Finding.NO_CREDENTIALS)
+
+
+def test_region_mismatch(closed_port: int) -> None:
+    """Signing for another region than the endpoint's fails the region check."""
+    check = run(closed_port, region="eu-west-1").check("region")
+    assert (check.status, check.finding) == (CheckStatus.FAIL, Finding.WRONG_REGION)
+    assert "us-east-1" in (check.fix or "")
+    assert run(closed_port).check("region").status is CheckStatus.PASS
+
+
+def test_token_for_another_port_or_user(closed_port: int) -> None:
+    """A given token must name the endpoint, port and user of the login."""
+    other_port = run(closed_port, token=token_for(port=5432)).check("token_target")
+    assert other_port.finding is Finding.TOKEN_TARGET_MISMATCH
+    other_user = run(closed_port, token=token_for(port=closed_port, user="x")).check("token_target")
+    assert other_user.finding is Finding.TOKEN_FOR_OTHER_USER
+    fine = run(closed_port, token=token_for(port=closed_port)).check("token_target")
+    assert fine.status is CheckStatus.PASS
+
+
+def test_tunnel_without_token_host(closed_port: int) -> None:
+    """Dialling localhost with no token_host signs for localhost: named token_target."""
+    diagnosis = run(closed_port, host="localhost", hostaddr=None, region="us-east-1")
+    check = diagnosis.check("token_target")
+    assert (check.status, check.finding) == (CheckStatus.FAIL, Finding.TOKEN_TARGET_MISMATCH)
+    assert "token_host" in (check.fix or "")
+    tunnelled = run(closed_port, host="localhost", hostaddr=None, token_host=ENDPOINT)
+    assert tunnelled.check("token_target").status is CheckStatus.PASS
+
+
+def test_token_age_and_future_date(closed_port: int) -> None:
+    """A token past X-Amz-Expires is expired; one dated ahead shows clock skew."""
+    token = token_for(port=closed_port)
+    signed = TokenFacts.parse(token).signed_at.timestamp()  # type: ignore[union-attr]
+    late = run(closed_port, token=token, clock=lambda: signed + 1000).check("token")
+    assert (late.status, late.finding) == (CheckStatus.FAIL, Finding.TOKEN_EXPIRED)
+    early = run(closed_port, token=token, clock=lambda: signed - 600).check("token")
+    assert early.finding is Finding.CLOCK_SKEW
+    fresh = run(closed_port, token=token, clock=lambda: signed + 10).check("token")
+    assert fresh.status is CheckStatus.PASS and "10 s ago" in fresh.reason
+
+
+def test_password_given_is_not_a_token(closed_port: int) -> None:
+    """A non-token secret: token checks say so; without the user's mode it is a warning."""
+    diagnosis = run(closed_port, token="hunter2-password")
+    check = diagnosis.check("token")
+    assert (check.status, check.finding) == (CheckStatus.WARN, Finding.PASSWORD_SENT)
+    assert diagnosis.check("token_target").status is CheckStatus.SKIPPED
+    assert "hunter2-password" not in diagnosis.to_json() + str(diagnosis)
+
+
+def test_offline_policy_evaluation(closed_port: int) -> None:
+    """Given documents are evaluated for the user's ARN built from account and resource id."""
+    arn = f"arn:aws:rds-db:us-east-1:{ACCOUNT}:dbuser:{RESOURCE_ID}/app"
+    ids = {"account_id": ACCOUNT, "resource_id": RESOURCE_ID}
+    allowed = run(closed_port, policies=connect_policy(arn), **ids).check("policy")
+    assert allowed.status is CheckStatus.PASS
+    denied = run(closed_port, policies=connect_policy(arn[:-3] + "bob"), **ids).check("policy")
+    assert (denied.status, denied.finding) == (CheckStatus.FAIL, Finding.POLICY_DENIES)
+    assert arn in denied.reason and "rdsiamkit policy build" in (denied.fix or "")
+    conditional = connect_policy(arn, conditions={"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}})
+    assert run(closed_port, policies=conditional, **ids).check("policy").status is CheckStatus.WARN
+    broken = run(closed_port, policies='{"Statement": 1}', **ids).check("policy")
+    assert broken.finding is Finding.INVALID_POLICY
+    unknown = run(closed_port, policies=connect_policy(arn)).check("policy")
+    assert unknown.status is CheckStatus.SKIPPED and "resource_id" in unknown.reason
+
+
+def test_membership_and_login_need_their_inputs(closed_port: int) -> None:
+    """Without admin_conn membership is skipped; without AWS the iam_enabled check too."""
+    diagnosis = run(closed_port)
+    assert diagnosis.check("rds_iam_membership").status is CheckStatus.SKIPPED
+    assert diagnosis.check("iam_enabled").status is CheckStatus.SKIPPED
+    assert "admin" in diagnosis.check("rds_iam_membership").reason
+
+
+def test_renderings_name_the_failure(closed_port: int) -> None:
+    """Text, JSON and HTML name the first failure and its fix, in check order."""
+    diagnosis = run(closed_port, region="eu-west-1")
+    assert [c.name for c in diagnosis.checks] == list(CheckName)
+    text = str(diagnosis)
+    assert text.splitlines()[0] == f"rdsiamkit doctor: IAM login as app@{ENDPOINT}:{closed_port}"
+    assert "Result: FAILED at reachability (unreachable)" in text
+    data = json.loads(diagnosis.to_json())
+    assert (data["ok"], data["failed_check"], data["finding"]) == (
+        False,
+        "reachability",
+        "unreachable",
+    )
+    assert [c["name"] for c in data["checks"]][-1] == "login"
+    assert "<td>FAIL</td><td>region</td>" in diagnosis._repr_html_()
+    assert not diagnosis.ok
+
+
+def test_assumed_role_is_simulated_as_its_role() -> None:
+    """IAM's simulator gets the role ARN for an assumed-role session ARN."""
+    session_arn = f"arn:aws:sts::{ACCOUNT}:assumed-role/app-role/i-123"
+    assert _simulation_principal(session_arn) == f"arn:aws:iam::{ACCOUNT}:role/app-role"
+    user_arn = f"arn:aws:iam::{ACCOUNT}:user/app"
+    assert _simulation_principal(user_arn) == user_arn
