@@ -1,0 +1,221 @@
+"""The command line in-process: parsing, plan files, exit codes, output, no secrets."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from rdsiamkit.cli import ExitCode, _Progress, build_parser, exit_code_for, main, read_plan_file
+from rdsiamkit.errors import (
+    AuthModeError,
+    ConfigurationError,
+    ConnectError,
+    CredentialsError,
+    InheritedMembershipError,
+    LockoutRefusedError,
+    VerificationFailedError,
+)
+
+ENDPOINT = "demo.cluster-c1a2b3c4d5e6.us-east-1.rds.amazonaws.com"
+RESOURCE_ID = "cluster-ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+ARN = f"arn:aws:rds-db:us-east-1:123456789012:dbuser:{RESOURCE_ID}/app"
+SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+
+
+@pytest.fixture(autouse=True)
+def _fake_aws(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    for name in ("PGHOST", "PGUSER", "PGPORT", "RDSIAMKIT_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_every_command_is_registered() -> None:
+    """The documented subcommands exist, demo included."""
+    parser = build_parser()
+    choices = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    assert set(choices) >= {
+        "token",
+        "connect",
+        "status",
+        "switch",
+        "plan",
+        "arn",
+        "policy",
+        "doctor",
+        "ca",
+        "demo",
+    }
+
+
+def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    """argparse errors exit 2; a mode other than iam/password is a usage error."""
+    with pytest.raises(SystemExit) as info:
+        main(["switch", "app", "kerberos", "--host", ENDPOINT, "--user", "admin"])
+    assert info.value.code == ExitCode.USAGE
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_missing_host_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """Options the kit rejects (no --host) exit 2 with the reason on stderr."""
+    assert main(["token", "--user", "app"]) == ExitCode.USAGE
+    assert "--host is required" in capsys.readouterr().err
+
+
+def test_token_prints_only_the_token(capsys: pytest.CaptureFixture[str]) -> None:
+    """`token` signs locally and prints the token alone (JSON adds where it is valid)."""
+    assert main(["token", "--host", ENDPOINT, "--user", "app"]) == ExitCode.OK
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and out.startswith(f"{ENDPOINT}:5432/?Action=connect")
+    assert SECRET not in out
+    assert main(["token", "--json", "--host", ENDPOINT, "--user", "app", "--port", "6000"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert (data["port"], data["region"], data["expires_in"]) == (6000, "us-east-1", 900)
+
+
+def test_connect_dry_run_never_shows_a_token(capsys: pytest.CaptureFixture[str]) -> None:
+    """`connect --dry-run` prints the psql command with the token as a command substitution."""
+    args = ["connect", "--dry-run", "--host", ENDPOINT, "--user", "app", "--", "-c", "select 1"]
+    assert main(args) == ExitCode.OK
+    out = capsys.readouterr().out
+    assert (
+        "X-Amz" not in out
+        and "sslmode=verify-full" in out
+        and out.rstrip().endswith("-c 'select 1'")
+    )
+    assert main(["connect", "--dry-run", "--json", "--host", ENDPOINT, "--user", "app"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["env"] == {"PGPASSWORD": "<IAM token>"} and data["argv"][0] == "psql"
+
+
+def test_connect_without_psql_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """A missing psql binary exits 2 before any token is minted."""
+    args = ["connect", "--psql", "no-such-psql-binary", "--host", ENDPOINT, "--user", "app"]
+    assert main(args) == ExitCode.USAGE
+    assert "no-such-psql-binary" in capsys.readouterr().err
+
+
+def test_arn_build_and_parse(capsys: pytest.CaptureFixture[str]) -> None:
+    """`arn build` prints the ARN; `arn parse` splits it, invalid input exits 2."""
+    build = ["arn", "build", "--region", "us-east-1", "--account-id", "123456789012"]
+    assert main([*build, "--resource-id", RESOURCE_ID, "--user", "app"]) == 0
+    assert capsys.readouterr().out.strip() == ARN
+    assert main(["arn", "parse", ARN]) == 0
+    text = capsys.readouterr().out
+    assert "resource_kind  cluster" in text and "db_user        app" in text
+    assert main(["arn", "parse", "arn:aws:rds-db:us-east-1:1:dbuser:x/app"]) == ExitCode.USAGE
+
+
+def test_policy_build_and_check_exit_codes(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`policy check` exits 0 when allowed, 1 when denied, 2 for invalid JSON."""
+    assert main(["policy", "build", ARN, "--sid", "App"]) == 0
+    document = capsys.readouterr().out
+    assert json.loads(document)["Statement"][0]["Sid"] == "App"
+    path = tmp_path / "p.json"
+    path.write_text(document)
+    assert main(["policy", "check", "--policy", str(path), ARN]) == ExitCode.OK
+    assert main(["policy", "check", "--policy", str(path), ARN[:-3] + "bob"]) == ExitCode.FAILED
+    assert "IMPLICIT DENY" in capsys.readouterr().out
+    path.write_text("{not json")
+    assert main(["policy", "check", "--policy", str(path), ARN]) == ExitCode.USAGE
+
+
+def test_ca_show(capsys: pytest.CaptureFixture[str]) -> None:
+    """`ca show --json` describes the vendored bundle."""
+    assert main(["ca", "show", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["certificates"] == 118 and data["path"].endswith("rds-global-bundle.pem")
+
+
+def test_ca_update_refuses_unknown_partition(capsys: pytest.CaptureFixture[str]) -> None:
+    """`ca update` for a partition without a truststore URL exits 2 (no download tried)."""
+    assert main(["ca", "update", "--partition", "aws-iso"]) == ExitCode.USAGE
+    assert "no known truststore URL" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("user,mode\napp,IAM\nreport, password\n", {"app": "iam", "report": "password"}),
+        ("# comment\napp iam\n\nreport password\n", {"app": "iam", "report": "password"}),
+        ('{"app": "iam", "x": "password"}', {"app": "iam", "x": "password"}),
+        ('[{"user": "app", "mode": "iam"}]', {"app": "iam"}),
+        ('"odd name",iam\n', {"odd name": "iam"}),
+    ],
+)
+def test_plan_file_forms(text: str, expected: dict[str, str]) -> None:
+    """CSV (with or without header), text lines and both JSON shapes read the same."""
+    assert read_plan_file(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("app,iam,extra\n", "expected 'user,mode'"),
+        ("app,kerberos\n", "unknown auth mode"),
+        ("app,iam\napp,password\n", "two different modes"),
+        ('{"app": ', "invalid JSON"),
+        ('[["app", "iam"]]', "JSON must be"),
+    ],
+)
+def test_plan_file_errors(text: str, message: str) -> None:
+    """Malformed plan files are configuration errors naming the line or shape."""
+    with pytest.raises(ConfigurationError, match=message):
+        read_plan_file(text, name="modes.csv")
+
+
+def test_plan_missing_file_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    """An unreadable plan file is a usage error, before any connection."""
+    assert main(["plan", "/nonexistent/modes.csv", "--host", ENDPOINT, "--user", "a"]) == 2
+    assert "cannot read" in capsys.readouterr().err
+
+
+def test_progress_bar_lines_when_not_a_tty() -> None:
+    """Off a terminal the progress bar writes one line per batch."""
+    stream = io.StringIO()
+    progress = _Progress(stream, width=10)
+    progress(5, 10)
+    progress(10, 10)
+    assert stream.getvalue() == "applying [#####.....] 5/10\napplying [##########] 10/10\n"
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (LockoutRefusedError("x"), ExitCode.REFUSED),
+        (InheritedMembershipError("x"), ExitCode.REFUSED),
+        (VerificationFailedError("x"), ExitCode.FAILED),
+        (ConfigurationError("x"), ExitCode.USAGE),
+        (ConnectError("x"), ExitCode.CONNECT),
+        (CredentialsError("x"), ExitCode.CONNECT),
+        (AuthModeError("x"), ExitCode.FAILED),
+        (psycopg.OperationalError("x"), ExitCode.CONNECT),
+        (psycopg.errors.InsufficientPrivilege("x"), ExitCode.FAILED),
+        (RuntimeError("x"), ExitCode.FAILED),
+    ],
+)
+def test_exit_codes(error: BaseException, code: ExitCode) -> None:
+    """Each error class maps to its documented exit code."""
+    assert exit_code_for(error) is code
+
+
+def test_doctor_exits_1_on_a_failed_check(capsys: pytest.CaptureFixture[str]) -> None:
+    """`doctor --offline` against a closed local port exits 1 and names reachability."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    args = ["doctor", "--json", "--offline", "--host", ENDPOINT, "--hostaddr", "127.0.0.1"]
+    assert main([*args, "--port", str(port), "--user", "app", "--timeout", "1"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert (data["failed_check"], data["finding"]) == ("reachability", "unreachable")
