@@ -4,6 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export CI=${CI:-true}   # integration tests must run, never skip
+export NO_MKDOCS_2_WARNING=1
 status=0
 step() { echo "==> $*"; "$@" || status=1; }
 step .venv/bin/ruff check .
