@@ -20,6 +20,7 @@ from rdsiamkit.authmode import (
 )
 from rdsiamkit.connection import connect, connect_async
 from rdsiamkit.discovery import DatabaseResource, discover, enable_iam_auth, list_databases
+from rdsiamkit.doctor import Diagnosis, diagnose
 from rdsiamkit.endpoints import Endpoint, EndpointKind
 from rdsiamkit.errors import (
     AccessDeniedError,
@@ -45,6 +46,7 @@ from rdsiamkit.errors import (
     UserNotFoundError,
     VerificationFailedError,
 )
+from rdsiamkit.explore import ClusterSummary, UserTable, list_users, summarize
 from rdsiamkit.policy import PolicyDecision, connect_policy, evaluate_policy, simulate_connect
 from rdsiamkit.pool import create_async_pool, create_pool
 from rdsiamkit.tls import CABundleInfo, ca_bundle_path, inspect_ca_bundle, refresh_ca_bundle
@@ -64,11 +66,13 @@ __all__ = [
     "AwsApiError",
     "CABundleError",
     "CABundleInfo",
+    "ClusterSummary",
     "ConfigurationError",
     "ConnectError",
     "CredentialsError",
     "DatabaseResource",
     "DbUserArn",
+    "Diagnosis",
     "EmulatorError",
     "Endpoint",
     "EndpointKind",
@@ -90,6 +94,7 @@ __all__ = [
     "TokenCache",
     "TokenProvider",
     "UserNotFoundError",
+    "UserTable",
     "VerificationFailedError",
     "__version__",
     "auth_status",
@@ -100,14 +105,17 @@ __all__ = [
     "create_async_pool",
     "create_pool",
     "db_user_arn",
+    "diagnose",
     "discover",
     "enable_iam_auth",
     "evaluate_policy",
     "get_auth_mode",
     "inspect_ca_bundle",
     "list_databases",
+    "list_users",
     "plan_auth_modes",
     "refresh_ca_bundle",
     "set_auth_mode",
     "simulate_connect",
+    "summarize",
 ]
