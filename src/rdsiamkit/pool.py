@@ -10,7 +10,7 @@ its token was refused.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
@@ -26,6 +26,7 @@ from rdsiamkit.errors import ConfigurationError
 
 if TYPE_CHECKING:
     import boto3
+    from psycopg.rows import TupleRow
     from psycopg_pool.abc import (
         AsyncConnectFailedCB,
         AsyncConnectionCB,
@@ -80,6 +81,14 @@ def _target(conninfo: str, kwargs: dict[str, Any], **options: Any) -> Target:
     return Target.build(conninfo, kwargs, **options)
 
 
+@overload
+def create_pool(
+    conninfo: str = "", *, connection_class: type[CT], **kwargs: Any
+) -> ConnectionPool[CT]: ...
+@overload
+def create_pool(
+    conninfo: str = "", **kwargs: Any
+) -> ConnectionPool[psycopg.Connection[TupleRow]]: ...
 def create_pool(
     conninfo: str = "",
     *,
@@ -143,6 +152,14 @@ def create_pool(
     )
 
 
+@overload
+def create_async_pool(
+    conninfo: str = "", *, connection_class: type[ACT], **kwargs: Any
+) -> AsyncConnectionPool[ACT]: ...
+@overload
+def create_async_pool(
+    conninfo: str = "", **kwargs: Any
+) -> AsyncConnectionPool[psycopg.AsyncConnection[TupleRow]]: ...
 def create_async_pool(
     conninfo: str = "",
     *,

@@ -6,7 +6,8 @@ TLS that authenticates the server.  The kit therefore always connects with
 
 Bundle resolution, first match wins:
 
-1. an explicit ``sslrootcert`` (argument or conninfo; ``system`` is passed through);
+1. an explicit ``sslrootcert`` (argument or conninfo; ``system`` is passed through),
+   else libpq's ``PGSSLROOTCERT`` environment variable;
 2. the ``RDSIAMKIT_CA_BUNDLE`` environment variable;
 3. a bundle refreshed by :func:`refresh_ca_bundle` into the user cache;
 4. the bundle vendored in the package (commercial partition only).
@@ -123,7 +124,9 @@ def ca_bundle_path(
     Raises :class:`CABundleError` when a named file does not exist, or when no
     bundle is known for the partition (the vendored one covers ``aws`` only).
     """
-    if sslrootcert is not None and str(sslrootcert) != "":
+    if sslrootcert is None or str(sslrootcert) == "":
+        sslrootcert = os.environ.get("PGSSLROOTCERT") or None
+    if sslrootcert is not None:
         chosen = str(sslrootcert)
         if chosen != "system" and not Path(chosen).is_file():
             raise CABundleError(f"sslrootcert {chosen!r} does not exist or is not a file")

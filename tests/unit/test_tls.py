@@ -26,6 +26,7 @@ BUNDLED = Path(ca_bundle_path(cache_dir=Path("/nonexistent")))
 @pytest.fixture(autouse=True)
 def _no_env_bundle(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv(CA_BUNDLE_ENV, raising=False)
+    monkeypatch.delenv("PGSSLROOTCERT", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
 
 
@@ -150,3 +151,12 @@ def test_cleartext_modes_are_always_refused(mode: str) -> None:
     """Modes that may send the token without TLS are refused even with the opt-out."""
     with pytest.raises(InsecureTLSError, match="never allows|requires"):
         check_sslmode(mode, insecure_skip_tls_verify=True)
+
+
+def test_pgsslrootcert_is_honoured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """libpq's PGSSLROOTCERT counts as an explicit CA choice, as it does for psql."""
+    ca = tmp_path / "pg.pem"
+    ca.write_bytes(BUNDLED.read_bytes())
+    monkeypatch.setenv("PGSSLROOTCERT", str(ca))
+    assert ca_bundle_path() == str(ca)
+    assert ca_bundle_path(sslrootcert="system") == "system"

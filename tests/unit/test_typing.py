@@ -1,0 +1,50 @@
+"""The public API type-checks the way users write it (mypy --strict on a snippet)."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+from mypy import api
+
+SNIPPET = """
+import psycopg
+from psycopg.rows import TupleRow, dict_row
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
+
+import rdsiamkit
+
+
+async def use() -> None:
+    pool = rdsiamkit.create_pool(host="h", user="u")
+    p: ConnectionPool[psycopg.Connection[TupleRow]] = pool
+    apool = rdsiamkit.create_async_pool(host="h", user="u")
+    a: AsyncConnectionPool[psycopg.AsyncConnection[TupleRow]] = apool
+    conn = rdsiamkit.connect(host="h", user="u")
+    c: psycopg.Connection[TupleRow] = conn
+    dconn = rdsiamkit.connect(host="h", user="u", row_factory=dict_row)
+    d: psycopg.Connection[dict[str, object]] = dconn
+    aconn = await rdsiamkit.connect_async(host="h", user="u")
+    ac: psycopg.AsyncConnection[TupleRow] = aconn
+    mode: rdsiamkit.AuthMode = rdsiamkit.AuthMode.IAM
+"""
+
+
+def test_public_api_infers_precise_types(tmp_path: Path) -> None:
+    """Pools and connections infer their psycopg row types without annotations."""
+    source = tmp_path / "snippet.py"
+    source.write_text(textwrap.dedent(SNIPPET))
+    out, err, status = api.run(["--strict", "--no-incremental", str(source)])
+    assert status == 0, out + err
+
+
+def test_a_wrong_annotation_is_caught(tmp_path: Path) -> None:
+    """The check can fail: a wrong row type is a mypy error."""
+    source = tmp_path / "wrong.py"
+    source.write_text(
+        "import psycopg\nimport rdsiamkit\n"
+        "c: psycopg.Connection[int] = rdsiamkit.connect(host='h', user='u')\n"
+    )
+    out, _, status = api.run(["--strict", "--no-incremental", str(source)])
+    assert status == 1
+    assert "Incompatible types" in out
