@@ -6,7 +6,8 @@ Enable it for a whole suite from ``tests/conftest.py``::
 
 (or ``pytest -p secret_scan`` with ``tests/`` on ``sys.path``).  For the whole
 session it lowers the root logger to DEBUG and keeps every distinct record it
-sees (message with its args, exception and stack text), plus what reaches
+sees (message with its args, exception and stack text; records of loggers that
+do not propagate to the root are tapped too), plus what reaches
 pytest itself: failure reports, captured output, exceptions of failed tests
 and warnings.  At the end of the session every text is checked for
 

@@ -86,7 +86,6 @@ def test_registered_secret_in_a_logged_exception_fails(tmp_path: Path) -> None:
             try:
                 raise RuntimeError("login failed with password hunter2-hunter2")
             except RuntimeError:
-                logging.getLogger("quiet").propagate = False
                 logging.getLogger("app").exception("login failed")
         """,
     )
