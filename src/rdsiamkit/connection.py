@@ -248,33 +248,64 @@ def is_auth_failure(err: BaseException) -> bool:
     return any(s in str(err) for s in _AUTH_FAILED)
 
 
-def _is_transient(err: BaseException) -> bool:
-    cause = err.__cause__ if isinstance(err, ConnectError) else err
-    return type(err) is ConnectError and any(s in str(cause) for s in _TRANSIENT)
+def _is_retryable(err: BaseException) -> bool:
+    """Transient network trouble, or a PAM refusal (RDS throttling looks exactly like one)."""
+    cause = str(err.__cause__)
+    if isinstance(err, IamAuthenticationError):
+        return "PAM authentication failed" in cause
+    return type(err) is ConnectError and any(s in cause for s in _TRANSIENT)
 
 
 def retry_policy(*, max_attempts: int, retry_budget: float) -> dict[str, Any]:
-    """Tenacity arguments for transient network errors: bounded attempts and time."""
+    """Tenacity arguments: bounded attempts and time, exponential backoff with full jitter.
+
+    A refused IAM login is retried too, within the same bounds: RDS refuses logins above
+    200 new IAM connections per second with the same ``PAM authentication failed`` as a
+    policy denial, and full jitter spreads a storm of clients out instead of synchronising
+    them.  A denial therefore costs at most ``max_attempts`` logins, never more.
+    """
     if max_attempts < 1:
         raise ConfigurationError(f"max_attempts must be at least 1, got {max_attempts!r}")
     return {
         "stop": tenacity.stop_after_attempt(max_attempts) | tenacity.stop_after_delay(retry_budget),
-        "wait": tenacity.wait_exponential_jitter(multiplier=0.1, max=2.0),
-        "retry": tenacity.retry_if_exception(_is_transient),
+        "wait": tenacity.wait_random_exponential(multiplier=0.5, max=4.0),
+        "retry": tenacity.retry_if_exception(_is_retryable),
         "reraise": True,
         "before_sleep": tenacity.before_sleep_log(log, logging.INFO),
     }
 
 
-def login(target: Target, provider: TokenProvider, open_: Callable[[str], T]) -> T:
-    """Open a connection with a token; a refused *cached* token is replaced once."""
+def _refused(
+    provider: TokenProvider | AsyncTokenProvider, issued: IssuedToken, err: psycopg.OperationalError
+) -> bool:
+    """Forget a token the server refused, so no later attempt offers it again."""
+    if not is_auth_failure(err):
+        return False
+    provider.invalidate(issued)
+    return True
+
+
+def login(
+    target: Target,
+    provider: TokenProvider,
+    open_: Callable[[str], T],
+    *,
+    replace_cached: bool = True,
+) -> T:
+    """Open a connection with a token; a refused token is never offered again.
+
+    With ``replace_cached``, a refused *cached* token is replaced by a fresh one at
+    once (pools, which have no retry of their own at this level); without it the
+    caller's backoff decides when to try again, so a throttled storm of clients
+    costs one login per attempt.
+    """
     issued = target.issue(provider)
     try:
         return open_(issued.token)
     except psycopg.OperationalError as err:
-        if not (issued.from_cache and is_auth_failure(err)):
+        refused = _refused(provider, issued, err)
+        if not (refused and issued.from_cache and replace_cached):
             raise target.explain(err, issued) from err
-        provider.invalidate(issued)
         log.info(
             "cached IAM token for %s was refused; retrying with a fresh one", target.describe()
         )
@@ -282,20 +313,25 @@ def login(target: Target, provider: TokenProvider, open_: Callable[[str], T]) ->
     try:
         return open_(issued.token)
     except psycopg.OperationalError as err:
+        _refused(provider, issued, err)
         raise target.explain(err, issued) from err
 
 
 async def login_async(
-    target: Target, provider: AsyncTokenProvider, open_: Callable[[str], Awaitable[T]]
+    target: Target,
+    provider: AsyncTokenProvider,
+    open_: Callable[[str], Awaitable[T]],
+    *,
+    replace_cached: bool = True,
 ) -> T:
     """The asyncio twin of :func:`login`."""
     issued = await target.issue_async(provider)
     try:
         return await open_(issued.token)
     except psycopg.OperationalError as err:
-        if not (issued.from_cache and is_auth_failure(err)):
+        refused = _refused(provider, issued, err)
+        if not (refused and issued.from_cache and replace_cached):
             raise target.explain(err, issued) from err
-        provider.invalidate(issued)
         log.info(
             "cached IAM token for %s was refused; retrying with a fresh one", target.describe()
         )
@@ -303,6 +339,7 @@ async def login_async(
     try:
         return await open_(issued.token)
     except psycopg.OperationalError as err:
+        _refused(provider, issued, err)
         raise target.explain(err, issued) from err
 
 
@@ -391,8 +428,11 @@ def connect(
     for ``token_host:token_port`` (default: ``host:port``); set them when you
     dial a tunnel.  TLS is always ``verify-full`` against the RDS CA bundle.
 
-    Transient network errors are retried ``max_attempts`` times within
-    ``retry_budget`` seconds; a refused cached token is replaced once.  Errors
+    Transient network errors and refused logins (RDS throttling looks like a
+    refusal) are retried up to ``max_attempts`` times within ``retry_budget``
+    seconds, with full-jitter exponential backoff; a refused token is never
+    offered again, so a cached token that stopped working (rotated credentials,
+    server-side expiry) is replaced by the next attempt.  Errors
     are :class:`~rdsiamkit.ConnectError` subclasses (also
     :class:`psycopg.OperationalError`) and never contain the token.
     """
@@ -412,7 +452,7 @@ def connect(
     retrying = tenacity.Retrying(
         **retry_policy(max_attempts=max_attempts, retry_budget=retry_budget)
     )
-    return retrying(login, target, provider, open_)
+    return retrying(login, target, provider, open_, replace_cached=max_attempts == 1)
 
 
 @overload
@@ -454,4 +494,4 @@ async def connect_async(
     retrying = tenacity.AsyncRetrying(
         **retry_policy(max_attempts=max_attempts, retry_budget=retry_budget)
     )
-    return await retrying(login_async, target, provider, open_)
+    return await retrying(login_async, target, provider, open_, replace_cached=max_attempts == 1)

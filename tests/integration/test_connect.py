@@ -276,12 +276,14 @@ def test_token_for_password_user_explains_rds_iam(
 def test_policy_denial_is_not_retried_forever(
     rds_emulator: RdsIamEmulator, iam_user: str, creds: FakeCredentials, provider: TokenProvider
 ) -> None:
-    """A denied identity fails after at most one fresh-token retry, with causes listed."""
+    """A denied identity costs exactly max_attempts logins, then fails with causes listed."""
     rds_emulator.set_policy(creds.access_key_id, [rds_emulator.db_user_arn("someone_else")])
     rds_emulator.clear_auth_events()
     with pytest.raises(rdsiamkit.IamAuthenticationError) as info:
-        rdsiamkit.connect(**options(rds_emulator, iam_user), token_provider=provider)
-    assert len(rds_emulator.auth_events()) == 1
+        rdsiamkit.connect(
+            **options(rds_emulator, iam_user), token_provider=provider, max_attempts=2
+        )
+    assert len(rds_emulator.auth_events()) == 2
     assert rds_emulator.auth_events()[0].outcome is AuthFailureReason.NOT_AUTHORIZED
     assert info.value.identity == creds.access_key_id
     assert "rds-db:connect" in str(info.value)

@@ -139,12 +139,6 @@ def test_pool_recovers_promptly_when_throttling_ends(
     assert recovered < 10.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="kit change needed: rdsiamkit.connect() does not retry a refused *fresh* token, so "
-    "a throttled login fails at once (IamAuthenticationError) instead of backing off with "
-    "jitter within retry_budget; see the h6 report",
-)
 def test_connect_storm_backs_off_with_jitter_and_every_connect_succeeds(
     rds_emulator: RdsIamEmulator, throttled_user: str, provider: TokenProvider
 ) -> None:

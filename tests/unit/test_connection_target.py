@@ -189,8 +189,8 @@ def test_auth_failure_detection() -> None:
     assert not is_auth_failure(pg_error("Connection refused"))
 
 
-def test_retry_policy_retries_only_transient_connect_errors() -> None:
-    """The tenacity predicate retries refused/timeouts, never auth or TLS errors."""
+def test_retry_policy_retries_transient_errors_and_pam_refusals_only() -> None:
+    """Retried: network trouble and PAM refusals (throttling); never TLS or scram refusals."""
     retry = retry_policy(max_attempts=3, retry_budget=5.0)["retry"]
     target = build(host=HOST, user="app")
 
@@ -213,8 +213,10 @@ def test_retry_policy_retries_only_transient_connect_errors() -> None:
         return err
 
     assert retry(state(raised("Connection refused")))
-    assert not retry(state(raised('PAM authentication failed for user "app"')))
+    assert retry(state(raised('PAM authentication failed for user "app"')))
+    assert not retry(state(raised('password authentication failed for user "app"')))
     assert not retry(state(raised("certificate verify failed")))
+    assert not retry(state(raised("something unexpected")))
     with pytest.raises(ConfigurationError):
         retry_policy(max_attempts=0, retry_budget=1.0)
 
