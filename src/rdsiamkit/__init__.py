@@ -1,26 +1,17 @@
 """rdsiamkit: Amazon RDS / Aurora PostgreSQL IAM database authentication, made safe.
 
 The public API is exactly what ``__all__`` lists; everything else is private.
+Connections, pools, tokens and TLS load with the package; the administrative
+parts (auth modes, policies, discovery, exploration, the doctor) load on first
+use, so an application that only connects does not pay for them.
 """
 
 from __future__ import annotations
 
-from rdsiamkit.arn import DbUserArn, db_user_arn
-from rdsiamkit.authmode import (
-    ApplyResult,
-    AuthMode,
-    AuthModeChange,
-    AuthModePlan,
-    AuthStatus,
-    RefusalReason,
-    auth_status,
-    get_auth_mode,
-    plan_auth_modes,
-    set_auth_mode,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from rdsiamkit.connection import connect, connect_async
-from rdsiamkit.discovery import DatabaseResource, discover, enable_iam_auth, list_databases
-from rdsiamkit.doctor import Diagnosis, diagnose
 from rdsiamkit.endpoints import Endpoint, EndpointKind
 from rdsiamkit.errors import (
     AccessDeniedError,
@@ -46,11 +37,58 @@ from rdsiamkit.errors import (
     UserNotFoundError,
     VerificationFailedError,
 )
-from rdsiamkit.explore import ClusterSummary, UserTable, list_users, summarize
-from rdsiamkit.policy import PolicyDecision, connect_policy, evaluate_policy, simulate_connect
 from rdsiamkit.pool import create_async_pool, create_pool
 from rdsiamkit.tls import CABundleInfo, ca_bundle_path, inspect_ca_bundle, refresh_ca_bundle
 from rdsiamkit.tokens import AsyncTokenProvider, IssuedToken, TokenCache, TokenProvider
+
+if TYPE_CHECKING:
+    from rdsiamkit.arn import DbUserArn, db_user_arn
+    from rdsiamkit.authmode import (
+        ApplyResult,
+        AuthMode,
+        AuthModeChange,
+        AuthModePlan,
+        AuthStatus,
+        RefusalReason,
+        auth_status,
+        get_auth_mode,
+        plan_auth_modes,
+        set_auth_mode,
+    )
+    from rdsiamkit.discovery import DatabaseResource, discover, enable_iam_auth, list_databases
+    from rdsiamkit.doctor import Diagnosis, diagnose
+    from rdsiamkit.explore import ClusterSummary, UserTable, list_users, summarize
+    from rdsiamkit.policy import PolicyDecision, connect_policy, evaluate_policy, simulate_connect
+
+# Loaded on first attribute access (PEP 562).
+_LAZY = {
+    "ApplyResult": "rdsiamkit.authmode",
+    "AuthMode": "rdsiamkit.authmode",
+    "AuthModeChange": "rdsiamkit.authmode",
+    "AuthModePlan": "rdsiamkit.authmode",
+    "AuthStatus": "rdsiamkit.authmode",
+    "ClusterSummary": "rdsiamkit.explore",
+    "DatabaseResource": "rdsiamkit.discovery",
+    "DbUserArn": "rdsiamkit.arn",
+    "Diagnosis": "rdsiamkit.doctor",
+    "PolicyDecision": "rdsiamkit.policy",
+    "RefusalReason": "rdsiamkit.authmode",
+    "UserTable": "rdsiamkit.explore",
+    "auth_status": "rdsiamkit.authmode",
+    "connect_policy": "rdsiamkit.policy",
+    "db_user_arn": "rdsiamkit.arn",
+    "diagnose": "rdsiamkit.doctor",
+    "discover": "rdsiamkit.discovery",
+    "enable_iam_auth": "rdsiamkit.discovery",
+    "evaluate_policy": "rdsiamkit.policy",
+    "get_auth_mode": "rdsiamkit.authmode",
+    "list_databases": "rdsiamkit.discovery",
+    "list_users": "rdsiamkit.explore",
+    "plan_auth_modes": "rdsiamkit.authmode",
+    "set_auth_mode": "rdsiamkit.authmode",
+    "simulate_connect": "rdsiamkit.policy",
+    "summarize": "rdsiamkit.explore",
+}
 
 __version__ = "0.1.0.dev0"
 
@@ -119,3 +157,16 @@ __all__ = [
     "simulate_connect",
     "summarize",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rdsiamkit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import psycopg
+import pytest
 
 import rdsiamkit
 
@@ -56,3 +57,23 @@ def test_import_does_not_import_boto3() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_administrative_parts_load_on_first_use() -> None:
+    """`import rdsiamkit` skips auth modes, policies, discovery, doctor until first touched."""
+    code = (
+        "import sys, rdsiamkit\n"
+        "lazy = ('authmode', 'policy', 'discovery', 'doctor', 'explore', 'arn')\n"
+        "before = [m for m in lazy if 'rdsiamkit.' + m in sys.modules]\n"
+        "rdsiamkit.AuthMode\n"
+        "print(before, 'rdsiamkit.authmode' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[] True"
+
+
+def test_unknown_attribute_is_an_attribute_error() -> None:
+    """A name outside the API raises AttributeError, and dir() lists the whole API."""
+    with pytest.raises(AttributeError, match="no_such_name"):
+        rdsiamkit.no_such_name  # noqa: B018
+    assert set(rdsiamkit.__all__) <= set(dir(rdsiamkit))
