@@ -9,9 +9,12 @@ in, new credentials are added, the session switches to them and the old key is
 revoked.
 
 The documented retry: a query whose connection the restart killed fails with
-``psycopg.OperationalError``; the worker retries it once, as an application
-would.  The pool checks connections on checkout (``check=``), so the retry gets
-a live one.  Goal: no query fails after that one retry, no connection leaks.
+``psycopg.OperationalError``; the worker waits ``RETRY_PAUSE`` and retries it
+once, as an application would.  The pause lets the fast shutdown finish
+terminating every old backend (otherwise the retry can check out a connection
+whose backend is about to be terminated too); the pool checks connections on
+checkout (``check=``), so the retry gets one opened after the restart.  Goal: no
+query fails after that one retry, no connection leaks.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ MAX_QUERIES = 400_000
 TOKEN_AGE = 3.0
 REUSE_WINDOW = 1.5
 MAX_LIFETIME = 2.0
+RETRY_PAUSE = 0.5
 POOL = {"min_size": 4, "max_size": WORKERS, "timeout": 15.0, "max_lifetime": MAX_LIFETIME}
 
 pytestmark = pytest.mark.slow
@@ -140,6 +144,7 @@ def test_sync_pool_survives_expiry_restart_and_rotation(soak_emulator: RdsIamEmu
                     query()
                 except psycopg.OperationalError as err:
                     counters.retry(err)
+                    time.sleep(RETRY_PAUSE)
                     try:
                         query()
                     except psycopg.Error as again:
@@ -203,6 +208,7 @@ async def test_async_pool_survives_expiry_restart_and_rotation(
                     await query()
                 except psycopg.OperationalError as err:
                     counters.retry(err)
+                    await asyncio.sleep(RETRY_PAUSE)
                     try:
                         await query()
                     except psycopg.Error as again:
