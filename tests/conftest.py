@@ -1,4 +1,4 @@
-"""Suite-wide rules: under CI=true nothing may skip."""
+"""Suite-wide rules: under CI=true nothing may skip; no secret may reach a log or report."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ import os
 from collections.abc import Generator
 
 import pytest
+
+# Every test runs with all loggers at DEBUG; the session fails if a token or secret shows up.
+pytest_plugins = ["secret_scan"]
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
