@@ -325,6 +325,14 @@ def _reliability_markdown(figures: dict[str, Any]) -> list[str]:
             f"{pool['pool_size']}-connection pool filled in {pool['seconds_to_fill']} s with "
             f"{pool['logins']} logins (per second: {pool['logins_per_second']})."
         )
+    burst = figures.get("throttle_connect_storm")
+    if burst:
+        lines.append(
+            f"- **throttled connect storm**: {burst['threads']} threads calling "
+            f"`rdsiamkit.connect` at once against {burst['rate_limit_per_second']} IAM logins/s: "
+            f"{burst['outcomes']}, {burst['logins']} logins "
+            f"(per second: {burst['logins_per_second']})."
+        )
     recovery = figures.get("throttle_recovery")
     if recovery:
         lines.append(
