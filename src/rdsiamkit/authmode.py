@@ -436,6 +436,7 @@ def set_auth_mode(
     token_host: str | None = None,
     token_port: int | None = None,
     dry_run: bool = False,
+    include_members: bool = False,
 ) -> AuthModeChange:
     """Switch ``user`` to ``mode``; a no-op when it is already there (``changed=False``).
 
@@ -451,6 +452,10 @@ def set_auth_mode(
     :class:`~rdsiamkit.InheritedMembershipError` when IAM also comes through
     another role.  ``new_password`` is set in the same transaction, hashed on
     the client (SCRAM-SHA-256) so the plain text never reaches the server.
+    A role that has members (a group) is refused
+    (:class:`~rdsiamkit.LockoutRefusedError`): its members would switch to
+    PASSWORD with it, and any without a password would be locked out; pass
+    ``include_members=True`` to switch the group and its members together.
 
     ``dry_run`` runs every check and returns the statements without changing
     anything.  See the module docstring for how ``conn``'s transaction is used.
@@ -467,12 +472,12 @@ def set_auth_mode(
         _check_can_verify(conn)
     if dry_run:
         (state,) = read_states(conn, [user])
-        decision = _decide(state, target, verify=verify)
+        decision = _decide(state, target, verify=verify, include_members=include_members)
         _raise_refusal(decision)
         return _describe(conn, state, target, decision, new_password, dry_run=True)
     with _writing(conn, f"switching {user!r} to {target}", rolled="it"):
         (state,) = read_states(conn, [user])
-        decision = _decide(state, target, verify=verify)
+        decision = _decide(state, target, verify=verify, include_members=include_members)
         _raise_refusal(decision)
         change = _describe(conn, state, target, decision, new_password, dry_run=False)
         if change.changed or change.password_set:
@@ -523,7 +528,9 @@ def plan_auth_modes(
 # --- deciding -------------------------------------------------------------------------------
 
 
-def _decide(state: RoleState, target: AuthMode, *, verify: bool) -> _Decision:
+def _decide(
+    state: RoleState, target: AuthMode, *, verify: bool, include_members: bool = False
+) -> _Decision:
     """The one rule book for :func:`set_auth_mode`, plans, and re-checks at apply time."""
     user = state.name
     if state.oid is None:
@@ -539,6 +546,16 @@ def _decide(state: RoleState, target: AuthMode, *, verify: bool) -> _Decision:
         if state.inherited_paths:
             return _Decision(
                 reason=RefusalReason.INHERITED_MEMBERSHIP, detail=_inherited_detail(state)
+            )
+        if state.is_iam and state.member_count and not include_members:
+            return _Decision(
+                reason=RefusalReason.LOCKOUT_GUARD,
+                detail=(
+                    f"{user} has {state.member_count} member role(s) below it that would switch "
+                    "to PASSWORD with it, and any of them without a password would be locked "
+                    "out; switch it alone with set_auth_mode(..., include_members=True) once "
+                    "they have passwords"
+                ),
             )
         return _Decision(switch=state.is_iam)
     return _decide_iam(state, verify=verify)
@@ -879,12 +896,22 @@ def _verify_or_undo(
             f"{err}"
         ) from err
     except BaseException:
-        _undo_grant(conn, user, reason="interrupted")
+        # Interrupted (Ctrl-C, cancellation): undo only what this call granted, and let
+        # the interruption, not a failed undo, be what the caller sees.
+        if change.changed:
+            try:
+                _undo_grant(conn, user, reason="interrupted")
+            except VerificationFailedError as undo_err:
+                log.error("%s", undo_err)
         raise
 
 
 def _undo_grant(conn: psycopg.Connection[_R], user: str, *, reason: str) -> None:
-    log.warning("IAM login as %s failed; revoking the rds_iam grant just made", user)
+    log.warning(
+        "verification of %s did not succeed (%s); revoking the rds_iam grant just made",
+        user,
+        reason,
+    )
     try:
         with conn.transaction():
             rows = round_trip(

@@ -319,6 +319,58 @@ def test_inherited_membership_cannot_be_switched_to_password(
         password_login(rds_emulator, user)
 
 
+def test_group_with_members_is_not_switched_to_password_silently(
+    rds_emulator: RdsIamEmulator, admin: psycopg.Connection[Any], make_role: MakeRole
+) -> None:
+    """REVOKE from a group would switch its IAM-only members: refused unless asked for."""
+    group = make_role(login=False, password=None, member_of=["rds_iam"])
+    member = make_role(password=None, member_of=[group])
+    with pytest.raises(LockoutRefusedError, match="1 member role"):
+        set_auth_mode(admin, group, AuthMode.PASSWORD)
+    plan = plan_auth_modes(admin, {group: AuthMode.PASSWORD})
+    assert [r.reason for r in plan.refused] == [RefusalReason.LOCKOUT_GUARD]
+    assert get_auth_mode(admin, member) is AuthMode.IAM
+    change = set_auth_mode(admin, group, AuthMode.PASSWORD, include_members=True)
+    assert change.changed
+    assert get_auth_mode(admin, member) is AuthMode.PASSWORD
+
+
+def test_interrupted_verification_keeps_a_user_that_already_needed_iam(
+    rds_emulator: RdsIamEmulator,
+    admin: psycopg.Connection[Any],
+    make_role: MakeRole,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ctrl-C during verify=True of an unchanged IAM user undoes nothing and re-raises."""
+    user = make_role(member_of=["rds_iam"])
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("rdsiamkit.connection.connect", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        set_auth_mode(admin, user, AuthMode.IAM, verify=True, region=rds_emulator.region)
+    assert get_auth_mode(admin, user) is AuthMode.IAM
+
+
+def test_interrupted_verification_undoes_its_own_grant(
+    rds_emulator: RdsIamEmulator,
+    admin: psycopg.Connection[Any],
+    make_role: MakeRole,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ctrl-C during verify=True of a fresh grant revokes it and re-raises the interruption."""
+    user = make_role()
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("rdsiamkit.connection.connect", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        set_auth_mode(admin, user, AuthMode.IAM, verify=True, region=rds_emulator.region)
+    assert get_auth_mode(admin, user) is AuthMode.PASSWORD
+
+
 def test_direct_plus_inherited_membership_keeps_the_direct_grant(
     admin: psycopg.Connection[Any], make_role: MakeRole
 ) -> None:
