@@ -106,8 +106,12 @@ class Target:
         if conninfo:
             try:
                 libpq = conninfo_to_dict(conninfo, **libpq)
-            except psycopg.ProgrammingError as err:
-                raise ConfigurationError(f"invalid conninfo: {err}") from err
+            except psycopg.ProgrammingError:
+                # libpq's message quotes the string, which may hold a password: drop it.
+                raise ConfigurationError(
+                    "invalid conninfo: libpq cannot parse it (details withheld: the string "
+                    "may contain a password)"
+                ) from None
         # Keywords alone need no parsing: libpq validates them when connecting.
         params = {k: str(v) for k, v in libpq.items()}
         if "password" in params or "passfile" in params:

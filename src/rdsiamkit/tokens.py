@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = ["AsyncTokenProvider", "IssuedToken", "TokenCache", "TokenProvider"]
 
 log = logging.getLogger("rdsiamkit.tokens")
+protect_botocore_logs()
 
 #: What botocore's ``generate_db_auth_token`` signs for (``X-Amz-Expires``).
 TOKEN_LIFETIME = 900.0
@@ -278,7 +279,6 @@ class TokenProvider:
     def _build_session(self) -> boto3.Session:
         import boto3  # noqa: PLC0415 (kept off `import rdsiamkit`)
 
-        protect_botocore_logs()
         base = self._base_session or boto3.Session(
             profile_name=self._profile, region_name=self._region
         )

@@ -225,3 +225,15 @@ def test_malformed_conninfo_string_is_a_configuration_error() -> None:
     """A conninfo string libpq cannot parse is reported as such."""
     with pytest.raises(ConfigurationError, match="invalid conninfo"):
         build("host=x user='unterminated")
+
+
+@pytest.mark.parametrize(
+    "conninfo",
+    ["postgresql://app:s3cr3t-PW@[::1/db", "postgresql://app:Hunter2%ZZsecret@host/db"],
+)
+def test_malformed_conninfo_never_echoes_its_password(conninfo: str) -> None:
+    """libpq's parse error quotes the string; the kit's error and its chain do not."""
+    with pytest.raises(ConfigurationError) as info:
+        build(conninfo)
+    assert "s3cr3t" not in str(info.value) and "Hunter2" not in str(info.value)
+    assert info.value.__cause__ is None and info.value.__suppress_context__

@@ -307,3 +307,33 @@ def test_redact_masks_sigv4_secrets() -> None:
     masked = redact(text)
     assert "abc" not in masked and "tok" not in masked and "AKIA" not in masked
     assert masked.count("<redacted by rdsiamkit>") == 3
+
+
+def test_botocore_request_and_response_logs_keep_no_credentials(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """At DEBUG, boto3 calls (moto STS) log no session token, signature or returned secret."""
+    import logging
+
+    from moto import mock_aws
+
+    import rdsiamkit.tokens  # noqa: F401 (installs the filters)
+
+    session_token = "FwoGZXIvYXdzEXAMPLESESSIONTOKEN0123456789"
+    with mock_aws(), caplog.at_level(logging.DEBUG):
+        session = boto3.Session(
+            aws_access_key_id="ASIAEXAMPLE000000001",
+            aws_secret_access_key="example-secret-key-0001",
+            aws_session_token=session_token,
+            region_name="us-east-1",
+        )
+        sts = session.client("sts")
+        sts.get_caller_identity()
+        assumed = sts.assume_role(
+            RoleArn="arn:aws:iam::123456789012:role/r", RoleSessionName="rdsiamkit-test"
+        )
+    returned = assumed["Credentials"]
+    texts = [r.getMessage() for r in caplog.records]
+    assert any("Sending http request" in t for t in texts)
+    for secret in (session_token, returned["SecretAccessKey"], returned["SessionToken"]):
+        assert all(secret not in t for t in texts)
