@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import threading
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 import attrs
 import psycopg
 import tenacity
+from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from rdsiamkit.endpoints import Endpoint, partition_for_region
@@ -210,7 +212,8 @@ class Target:
         if "password authentication failed" in message:
             causes = (
                 f"{self.user} is not a member of rds_iam, so the server expects its password: "
-                f"GRANT rds_iam TO {self.user} (rdsiamkit switch {self.user} iam)",
+                f"GRANT rds_iam TO {quote_ident(self.user)} "
+                f"(rdsiamkit switch {shlex.quote(self.user)} iam)",
                 doctor,
             )
             return IamAuthenticationError(f"{where} refused: {message}", causes=causes, **context)
@@ -235,6 +238,11 @@ class Target:
         if "server does not support SSL" in message or "root certificate file" in message:
             return TLSVerificationError(f"TLS unavailable for {where}: {message}", **context)
         return ConnectError(f"cannot connect for {where}: {message}", **context)
+
+
+def quote_ident(name: str) -> str:
+    """``name`` as it must appear in SQL, quoted where needed, for messages and fixes."""
+    return sql.Identifier(name).as_string(None)
 
 
 def _port(text: str, name: str) -> int:

@@ -34,6 +34,7 @@ import enum
 import ipaddress
 import json
 import logging
+import shlex
 import socket
 import ssl
 import struct
@@ -50,6 +51,7 @@ from psycopg.rows import tuple_row
 from rdsiamkit._redact import redact
 from rdsiamkit.authmode import AuthMode, auth_status
 from rdsiamkit.connection import Target, is_auth_failure
+from rdsiamkit.connection import quote_ident as _q
 from rdsiamkit.endpoints import Endpoint
 from rdsiamkit.errors import (
     AccessDeniedError,
@@ -1035,7 +1037,7 @@ class _Doctor:
                 CheckName.MEMBERSHIP,
                 CheckStatus.FAIL,
                 f"there is no role {target.user!r} in this database cluster",
-                fix=f"CREATE ROLE {target.user} LOGIN; GRANT rds_iam TO {target.user}",
+                fix=f"CREATE ROLE {_q(target.user)} LOGIN; GRANT rds_iam TO {_q(target.user)}",
                 finding=Finding.USER_NOT_FOUND,
             )
         except RdsIamRoleMissingError as err:
@@ -1054,7 +1056,7 @@ class _Doctor:
                 CheckName.MEMBERSHIP,
                 CheckStatus.FAIL,
                 f"{target.user} is NOLOGIN: it cannot log in at all",
-                fix=f"ALTER ROLE {target.user} LOGIN",
+                fix=f"ALTER ROLE {_q(target.user)} LOGIN",
                 finding=Finding.CANNOT_LOGIN,
             )
         sent_password = self.token is not None and self.facts.sent is None
@@ -1071,7 +1073,7 @@ class _Doctor:
                 CheckStatus.FAIL,
                 f"{target.user} is not a member of rds_iam, so the server checks its password "
                 "and refuses any IAM token ('password authentication failed')",
-                fix=f"GRANT rds_iam TO {target.user} (rdsiamkit switch {target.user} iam)",
+                fix=_grant_fix(target.user),
                 finding=Finding.NOT_IN_RDS_IAM,
             )
         how = " and ".join(
@@ -1369,7 +1371,7 @@ def _password_checked(target: Target, message: str) -> Check:
         CheckStatus.FAIL,
         f"refused: {message}. The server checked a password, so {target.user} is not in "
         "rds_iam and no IAM token can work",
-        fix=f"GRANT rds_iam TO {target.user} (rdsiamkit switch {target.user} iam)",
+        fix=_grant_fix(target.user),
         finding=Finding.NOT_IN_RDS_IAM,
     )
 
@@ -1427,3 +1429,8 @@ def _is_local_name(host: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _grant_fix(user: str) -> str:
+    """The fix for a user that should log in with IAM but is not in rds_iam."""
+    return f"GRANT rds_iam TO {_q(user)} (rdsiamkit switch {shlex.quote(user)} iam)"

@@ -78,6 +78,12 @@ def _target(conninfo: str, kwargs: dict[str, Any], **options: Any) -> Target:
         raise ConfigurationError(
             "pass connection keywords directly (host=..., autocommit=...), not kwargs="
         )
+    retry_options = sorted({"max_attempts", "retry_budget"} & kwargs.keys())
+    if retry_options:
+        raise ConfigurationError(
+            f"{', '.join(retry_options)} apply to rdsiamkit.connect(); a pool retries failed "
+            "connection attempts itself (reconnect_timeout=)"
+        )
     return Target.build(conninfo, kwargs, **options)
 
 

@@ -273,7 +273,10 @@ class TokenProvider:
         if self._session is None:
             with self._setup_lock:
                 if self._session is None:
-                    self._session = self._build_session()
+                    try:
+                        self._session = self._build_session()
+                    except Exception as err:  # botocore: ProfileNotFound, config errors
+                        raise CredentialsError(f"cannot set up AWS credentials: {err}") from err
         return self._session
 
     def _build_session(self) -> boto3.Session:
@@ -363,8 +366,10 @@ class AsyncTokenProvider:
 
     def __init__(self, provider: TokenProvider | None = None) -> None:
         self.sync = provider if provider is not None else TokenProvider()
+        # Per loop and target: the lock and how many tasks hold or wait for it.  Entries
+        # are dropped when the last task leaves, so a finished loop is never kept alive.
         self._locks: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, dict[tuple[str, int, str, str | None], asyncio.Lock]
+            asyncio.AbstractEventLoop, dict[tuple[str, int, str, str | None], list[Any]]
         ] = weakref.WeakKeyDictionary()
 
     def __repr__(self) -> str:
@@ -386,14 +391,20 @@ class AsyncTokenProvider:
         hit = self.sync.peek(host, port, user, region=region)
         if hit is not None:
             return hit
-        loop = asyncio.get_running_loop()
-        locks = self._locks.setdefault(loop, {})
-        lock = locks.setdefault((host, port, user, region), asyncio.Lock())
-        async with lock:
-            hit = self.sync.peek(host, port, user, region=region)
-            if hit is not None:
-                return hit
-            return await asyncio.to_thread(self.sync.issue, host, port, user, region=region)
+        locks = self._locks.setdefault(asyncio.get_running_loop(), {})
+        target = (host, port, user, region)
+        entry = locks.setdefault(target, [asyncio.Lock(), 0])
+        entry[1] += 1
+        try:
+            async with entry[0]:
+                hit = self.sync.peek(host, port, user, region=region)
+                if hit is not None:
+                    return hit
+                return await asyncio.to_thread(self.sync.issue, host, port, user, region=region)
+        finally:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del locks[target]
 
     def invalidate(self, issued: IssuedToken) -> None:
         """Stop reusing a token the server refused."""

@@ -311,7 +311,7 @@ def test_doctor_text_names_the_fix(
     result = run(args, env)
     assert result.returncode == 1
     assert "Result: FAILED at rds_iam_membership (not_in_rds_iam)" in result.stdout
-    assert f"Fix: GRANT rds_iam TO {user}" in result.stdout
+    assert f'Fix: GRANT rds_iam TO "{user}"' in result.stdout
 
 
 def test_arn_policy_and_ca(

@@ -337,3 +337,25 @@ def test_botocore_request_and_response_logs_keep_no_credentials(
     assert any("Sending http request" in t for t in texts)
     for secret in (session_token, returned["SecretAccessKey"], returned["SessionToken"]):
         assert all(secret not in t for t in texts)
+
+
+def test_async_provider_keeps_no_finished_event_loop(provider: TokenProvider) -> None:
+    """Per-loop lock entries go away with their waiters: asyncio.run() per job does not leak."""
+    import gc
+
+    aprovider = AsyncTokenProvider(provider)
+
+    async def burst() -> None:
+        await asyncio.gather(*(aprovider.issue(HOST, 5432, f"u{i % 3}") for i in range(6)))
+
+    for _ in range(5):
+        asyncio.run(burst())
+    gc.collect()
+    assert len(aprovider._locks) == 0
+
+
+def test_unknown_profile_is_a_credentials_error() -> None:
+    """A named profile that does not exist is a CredentialsError, not a botocore traceback."""
+    provider = TokenProvider(profile="no-such-profile-rdsiamkit")
+    with pytest.raises(CredentialsError, match="no-such-profile-rdsiamkit"):
+        provider.get_token("db.internal.example", 5432, "app")

@@ -1,0 +1,33 @@
+"""create_pool / create_async_pool argument handling (no server needed)."""
+
+from __future__ import annotations
+
+import pytest
+
+import rdsiamkit
+
+HOST = "demo.cluster-c1a2b3c4d5e6.us-east-1.rds.amazonaws.com"
+
+
+@pytest.mark.parametrize("factory", [rdsiamkit.create_pool, rdsiamkit.create_async_pool])
+@pytest.mark.parametrize("option", ["max_attempts", "retry_budget"])
+def test_connect_retry_options_are_refused_clearly(factory: object, option: str) -> None:
+    """connect()'s retry options on a pool are a ConfigurationError naming them."""
+    with pytest.raises(rdsiamkit.ConfigurationError, match=option):
+        factory(host=HOST, user="app", open=False, **{option: 3})  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("factory", [rdsiamkit.create_pool, rdsiamkit.create_async_pool])
+def test_weak_sslmode_is_refused_before_the_pool_exists(factory: object) -> None:
+    """A pool is never built around a downgraded TLS mode."""
+    with pytest.raises(rdsiamkit.InsecureTLSError):
+        factory(host=HOST, user="app", sslmode="require", open=False)  # type: ignore[operator]
+
+
+def test_pool_conninfo_holds_no_secret_and_verifies_fully() -> None:
+    """The pool's conninfo is verify-full with the RDS bundle and carries no password."""
+    pool = rdsiamkit.create_pool(host=HOST, user="app", dbname="db", open=False)
+    assert "sslmode=verify-full" in pool.conninfo
+    assert "password" not in pool.conninfo
+    assert pool.max_lifetime == 1800.0
+    assert pool.connection_class.__name__ == "IamConnection"
