@@ -22,7 +22,7 @@ import tenacity
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from rdsiamkit.endpoints import Endpoint, partition_for_region
+from rdsiamkit.endpoints import Endpoint, EndpointKind, partition_for_region
 from rdsiamkit.errors import (
     ConfigurationError,
     ConnectError,
@@ -56,6 +56,8 @@ DEFAULT_PORT = 5432
 PSYCOPG_OPTIONS = frozenset(
     {"autocommit", "prepare_threshold", "context", "row_factory", "cursor_factory"}
 )
+
+_PROXY_KINDS = frozenset({EndpointKind.PROXY, EndpointKind.PROXY_ENDPOINT})
 
 # Substrings of libpq/server messages, and what they tell us.
 _AUTH_FAILED = ("PAM authentication failed", "password authentication failed")
@@ -145,7 +147,9 @@ class Target:
             params.get("sslmode"), insecure_skip_tls_verify=insecure_skip_tls_verify
         )
         params["sslrootcert"] = ca_bundle_path(
-            partition=partition, sslrootcert=params.get("sslrootcert")
+            partition=partition,
+            sslrootcert=params.get("sslrootcert"),
+            proxy=endpoint is not None and endpoint.kind in _PROXY_KINDS,
         )
         return cls(
             params=params,

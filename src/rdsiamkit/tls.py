@@ -9,8 +9,11 @@ Bundle resolution, first match wins:
 1. an explicit ``sslrootcert`` (argument or conninfo; ``system`` is passed through),
    else libpq's ``PGSSLROOTCERT`` environment variable;
 2. the ``RDSIAMKIT_CA_BUNDLE`` environment variable;
-3. a bundle refreshed by :func:`refresh_ca_bundle` into the user cache;
-4. the bundle vendored in the package (commercial partition only).
+3. for RDS Proxy endpoints, the operating system's trust store: a proxy presents
+   an ACM certificate that chains to Amazon Root CA (Amazon Trust Services),
+   which is not in the RDS bundle;
+4. a bundle refreshed by :func:`refresh_ca_bundle` into the user cache;
+5. the bundle vendored in the package (commercial partition only).
 
 The vendored ``data/rds-global-bundle.pem`` is AWS's public RDS global bundle
 (``global/global-bundle.pem`` of the RDS truststore), taken from the PyPI wheel
@@ -113,14 +116,25 @@ def _bundled_path() -> Path:
     return Path(str(resources.files("rdsiamkit") / "data" / _BUNDLED))
 
 
+def _system_trust_store() -> str:
+    """The OS CA file (e.g. Debian's ca-certificates), else libpq's ``system`` (libpq 16+)."""
+    paths = ssl.get_default_verify_paths()
+    for candidate in (paths.cafile, paths.openssl_cafile):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    return "system"
+
+
 def ca_bundle_path(
     *,
     partition: str = "aws",
     sslrootcert: str | os.PathLike[str] | None = None,
     cache_dir: Path | None = None,
+    proxy: bool = False,
 ) -> str:
     """Return the CA bundle to verify an RDS server of ``partition`` with.
 
+    ``proxy=True`` is for RDS Proxy endpoints, whose certificates come from ACM.
     Raises :class:`CABundleError` when a named file does not exist, or when no
     bundle is known for the partition (the vendored one covers ``aws`` only).
     """
@@ -136,6 +150,8 @@ def ca_bundle_path(
         if not Path(env).is_file():
             raise CABundleError(f"{CA_BUNDLE_ENV}={env!r} does not exist or is not a file")
         return env
+    if proxy:
+        return _system_trust_store()
     cached = _cached_bundle(partition, cache_dir)
     if cached.is_file():
         return str(cached)

@@ -237,3 +237,11 @@ def test_malformed_conninfo_never_echoes_its_password(conninfo: str) -> None:
         build(conninfo)
     assert "s3cr3t" not in str(info.value) and "Hunter2" not in str(info.value)
     assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+def test_proxy_endpoint_uses_the_system_trust_store() -> None:
+    """A proxy hostname is verified against the OS roots (ACM), instances against RDS's."""
+    proxy = build(host="myproxy.proxy-c1a2b3c4d5e6.us-east-1.rds.amazonaws.com", user="app")
+    cluster = build(host=HOST, user="app")
+    assert proxy.params["sslrootcert"] != cluster.params["sslrootcert"]
+    assert proxy.params["sslmode"] == "verify-full"

@@ -160,3 +160,17 @@ def test_pgsslrootcert_is_honoured(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("PGSSLROOTCERT", str(ca))
     assert ca_bundle_path() == str(ca)
     assert ca_bundle_path(sslrootcert="system") == "system"
+
+
+def test_proxy_endpoints_verify_with_the_system_trust_store() -> None:
+    """RDS Proxy's ACM certificates chain to Amazon Root CA: the OS store, not the RDS bundle."""
+    chosen = ca_bundle_path(proxy=True)
+    assert chosen != str(BUNDLED)
+    assert chosen == "system" or Path(chosen).is_file()
+
+
+def test_explicit_choice_still_wins_for_proxies(tmp_path: Path) -> None:
+    """sslrootcert= overrides the proxy default like any other."""
+    ca = tmp_path / "amazon-root-ca-1.pem"
+    ca.write_bytes(BUNDLED.read_bytes())
+    assert ca_bundle_path(proxy=True, sslrootcert=ca) == str(ca)
