@@ -278,7 +278,8 @@ def retry_policy(*, max_attempts: int, retry_budget: float) -> dict[str, Any]:
     A refused IAM login is retried too, within the same bounds: RDS refuses logins above
     200 new IAM connections per second with the same ``PAM authentication failed`` as a
     policy denial, and full jitter spreads a storm of clients out instead of synchronising
-    them.  A denial therefore costs at most ``max_attempts`` logins, never more.
+    them.  A denial therefore costs ``max_attempts`` logins (one more when
+    ``max_attempts=1`` and a refused cached token is replaced at once).
     """
     if max_attempts < 1:
         raise ConfigurationError(f"max_attempts must be at least 1, got {max_attempts!r}")
@@ -442,7 +443,9 @@ def connect(
     ``dbname``, ``hostaddr``, ``sslrootcert``, ``connect_timeout``, ...) plus
     psycopg's own (``autocommit``, ``row_factory``, ...).  The token is signed
     for ``token_host:token_port`` (default: ``host:port``); set them when you
-    dial a tunnel.  TLS is always ``verify-full`` against the RDS CA bundle.
+    dial a tunnel.  TLS is ``verify-full`` against the RDS CA bundle (RDS Proxy:
+    the OS trust store; ``sslrootcert=`` overrides) unless the explicit,
+    logged ``insecure_skip_tls_verify=True`` opt-out allows ``require``.
 
     Transient network errors and refused logins (RDS throttling looks like a
     refusal) are retried up to ``max_attempts`` times within ``retry_budget``

@@ -1354,7 +1354,7 @@ def _tls_verify_failure(err: ssl.SSLCertVerificationError, host: str, rootcert: 
             CheckStatus.FAIL,
             f"the server certificate is not signed by a CA in {rootcert}: {detail}",
             fix="use the RDS CA bundle: drop sslrootcert=, refresh it (rdsiamkit ca update) or "
-            "point sslrootcert= at the right bundle",
+            "point sslrootcert= at the right bundle (RDS Proxy: Amazon Root CA, in the OS store)",
             finding=Finding.WRONG_CA,
         )
     return Check(
