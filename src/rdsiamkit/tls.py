@@ -233,8 +233,11 @@ def inspect_ca_bundle(path: str | os.PathLike[str] | None = None) -> CABundleInf
     if chosen == _bundled_path():
         source = "vendored AWS RDS global bundle (November 2023 snapshot)"
     elif provenance.is_file():
-        meta = json.loads(provenance.read_text())
-        source = f"{meta.get('url')} fetched {meta.get('fetched_at')}"
+        try:
+            meta = json.loads(provenance.read_text())
+            source = f"{meta['url']} fetched {meta['fetched_at']}"
+        except (OSError, ValueError, KeyError, TypeError):
+            source = f"{chosen} (provenance file {provenance.name} unreadable)"
     return _describe(pem, path=chosen, source=source)
 
 

@@ -174,3 +174,12 @@ def test_explicit_choice_still_wins_for_proxies(tmp_path: Path) -> None:
     ca = tmp_path / "amazon-root-ca-1.pem"
     ca.write_bytes(BUNDLED.read_bytes())
     assert ca_bundle_path(proxy=True, sslrootcert=ca) == str(ca)
+
+
+def test_damaged_provenance_does_not_break_inspection(tmp_path: Path) -> None:
+    """A corrupt provenance file next to a cached bundle is reported, not raised."""
+    info = refresh_ca_bundle(cache_dir=tmp_path, fetch=lambda url, t: BUNDLED.read_bytes())
+    info.path.with_suffix(".json").write_text("{not json")
+    described = inspect_ca_bundle(info.path)
+    assert "unreadable" in described.source
+    assert len(described.certificates) == 118
