@@ -1011,8 +1011,9 @@ class _Doctor:
         from rdsiamkit.policy import simulate_connect  # noqa: PLC0415
 
         try:
+            session = self.provider.session()
             (decision,) = simulate_connect(
-                _simulation_principal(principal), arn, session=self.provider.session()
+                _simulation_principal(principal, session), arn, session=session
             )
         except RdsIamError as err:
             return Check(
@@ -1397,13 +1398,27 @@ def _policy_check(decision: PolicyDecision, arn: str, source: str) -> Check:
     )
 
 
-def _simulation_principal(arn: str) -> str:
-    """IAM simulates users and roles: an assumed-role session ARN names its role."""
+def _simulation_principal(arn: str, session: Any = None) -> str:
+    """IAM simulates users and roles: an assumed-role session ARN names its role.
+
+    The session ARN drops the role's path (SSO roles live under
+    ``aws-reserved/sso.amazonaws.com/``), so the role's real ARN is asked of IAM
+    when ``session`` may; without that permission the path-less ARN is the guess.
+    """
     parts = arn.split(":", 5)
-    if len(parts) == 6 and parts[2] == "sts" and parts[5].startswith("assumed-role/"):
-        role = parts[5].split("/")[1]
-        return f"arn:{parts[1]}:iam::{parts[4]}:role/{role}"
-    return arn
+    if len(parts) != 6 or parts[2] != "sts" or not parts[5].startswith("assumed-role/"):
+        return arn
+    role = parts[5].split("/")[1]
+    if session is not None:
+        from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
+        try:
+            real: str = session.client("iam").get_role(RoleName=role)["Role"]["Arn"]
+        except (BotoCoreError, ClientError):  # no iam:GetRole, no network: guess
+            log.debug("cannot read role %s from IAM; simulating its path-less ARN", role)
+        else:
+            return real
+    return f"arn:{parts[1]}:iam::{parts[4]}:role/{role}"
 
 
 def _server_line(err: psycopg.Error) -> str:

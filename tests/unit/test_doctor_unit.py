@@ -303,3 +303,27 @@ def test_assumed_role_is_simulated_as_its_role() -> None:
     assert _simulation_principal(session_arn) == f"arn:aws:iam::{ACCOUNT}:role/app-role"
     user_arn = f"arn:aws:iam::{ACCOUNT}:user/app"
     assert _simulation_principal(user_arn) == user_arn
+
+
+def test_simulation_principal_keeps_a_roles_path() -> None:
+    """An SSO role's session ARN is mapped to the role's real, pathed ARN via IAM (moto)."""
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        session = boto3.Session(
+            aws_access_key_id="AKIAEXAMPLE000000001",
+            aws_secret_access_key="x" * 20,
+            region_name="us-east-1",
+        )
+        role = session.client("iam").create_role(
+            RoleName="AWSReservedSSO_Admin_0123",
+            Path="/aws-reserved/sso.amazonaws.com/",
+            AssumeRolePolicyDocument="{}",
+        )["Role"]
+        account = role["Arn"].split(":")[4]
+        session_arn = f"arn:aws:sts::{account}:assumed-role/AWSReservedSSO_Admin_0123/someone"
+        assert _simulation_principal(session_arn, session) == role["Arn"]
+        assert "/aws-reserved/sso.amazonaws.com/" in role["Arn"]
+        missing = f"arn:aws:sts::{account}:assumed-role/NoSuchRole/someone"
+        assert _simulation_principal(missing, session) == f"arn:aws:iam::{account}:role/NoSuchRole"
