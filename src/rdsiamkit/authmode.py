@@ -58,6 +58,7 @@ from rdsiamkit.errors import (
     LockoutRefusedError,
     RdsIamError,
     StalePlanError,
+    SwitchRefusedError,
     UserNotFoundError,
     VerificationFailedError,
 )
@@ -129,7 +130,7 @@ class RefusalReason(enum.Enum):
     INHERITED_MEMBERSHIP = "inherited_membership"
     #: An admin or the session's user could be locked out (:class:`~rdsiamkit.LockoutRefusedError`).
     LOCKOUT_GUARD = "lockout_guard"
-    #: Also a Kerberos (``rds_ad``) user (:class:`~rdsiamkit.AuthModeError`).
+    #: Also a Kerberos (``rds_ad``) user (:class:`~rdsiamkit.SwitchRefusedError`).
     CONFLICT = "conflict"
 
 
@@ -635,7 +636,7 @@ _REFUSAL_ERRORS: dict[RefusalReason, type[RdsIamError]] = {
     RefusalReason.RESERVED_ROLE: ConfigurationError,
     RefusalReason.INHERITED_MEMBERSHIP: InheritedMembershipError,
     RefusalReason.LOCKOUT_GUARD: LockoutRefusedError,
-    RefusalReason.CONFLICT: AuthModeError,
+    RefusalReason.CONFLICT: SwitchRefusedError,
 }
 
 

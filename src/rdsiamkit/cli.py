@@ -44,9 +44,8 @@ from rdsiamkit.errors import (
     ConfigurationError,
     ConnectError,
     CredentialsError,
-    InheritedMembershipError,
-    LockoutRefusedError,
     RdsIamError,
+    SwitchRefusedError,
     VerificationFailedError,
 )
 
@@ -794,8 +793,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Most specific first: the first class an error is an instance of decides the exit code.
 _EXIT_CODES: tuple[tuple[type[BaseException], ExitCode], ...] = (
-    (LockoutRefusedError, ExitCode.REFUSED),
-    (InheritedMembershipError, ExitCode.REFUSED),
+    (SwitchRefusedError, ExitCode.REFUSED),
     (VerificationFailedError, ExitCode.FAILED),
     (ConfigurationError, ExitCode.USAGE),
     (CABundleError, ExitCode.USAGE),

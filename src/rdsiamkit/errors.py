@@ -23,8 +23,9 @@ its ``args`` or its attributes.
     ├── AuthModeError                          reading or switching PASSWORD/IAM failed
     │   ├── RdsIamRoleMissingError             server has no rds_iam role (not RDS)
     │   ├── UserNotFoundError                  no such role
-    │   ├── InheritedMembershipError           IAM comes through another role; cannot REVOKE here
-    │   ├── LockoutRefusedError                switch would lock out an admin / own session
+    │   ├── SwitchRefusedError                 a safety rule refused the switch (Kerberos user)
+    │   │   ├── InheritedMembershipError       IAM comes through another role; cannot REVOKE here
+    │   │   └── LockoutRefusedError            switch would lock out an admin / own session
     │   ├── StalePlanError                     roles changed since the plan; nothing applied
     │   └── VerificationFailedError            verified switch failed and was rolled back
     ├── AwsApiError                            AWS control-plane call failed (keeps .code)
@@ -59,6 +60,7 @@ __all__ = [
     "RdsIamRoleMissingError",
     "ResourceNotFoundError",
     "StalePlanError",
+    "SwitchRefusedError",
     "TLSVerificationError",
     "UserNotFoundError",
     "VerificationFailedError",
@@ -155,11 +157,15 @@ class UserNotFoundError(AuthModeError, LookupError):
     """The named database role does not exist."""
 
 
-class InheritedMembershipError(AuthModeError):
+class SwitchRefusedError(AuthModeError):
+    """A safety rule refused the switch before anything changed; the message says which."""
+
+
+class InheritedMembershipError(SwitchRefusedError):
     """IAM is required through another role, so revoking from the user alone cannot help."""
 
 
-class LockoutRefusedError(AuthModeError):
+class LockoutRefusedError(SwitchRefusedError):
     """Switching this user to IAM could lock out an admin; use ``verify=True``."""
 
 

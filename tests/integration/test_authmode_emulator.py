@@ -24,11 +24,11 @@ from rdsiamkit.authmode import (
 )
 from rdsiamkit.connection import connect
 from rdsiamkit.errors import (
-    AuthModeError,
     ConfigurationError,
     InheritedMembershipError,
     LockoutRefusedError,
     RdsIamRoleMissingError,
+    SwitchRefusedError,
     UserNotFoundError,
     VerificationFailedError,
 )
@@ -234,7 +234,7 @@ def test_kerberos_and_iam_membership_is_reported_as_a_conflict(
     both = make_role(member_of=["rds_iam", "rds_ad"])
     assert any("rds_ad" in c for c in auth_status(admin, both).conflicts)
     kerberos = make_role(member_of=["rds_ad"])
-    with pytest.raises(AuthModeError, match="Kerberos"):
+    with pytest.raises(SwitchRefusedError, match="Kerberos"):
         set_auth_mode(admin, kerberos, AuthMode.IAM)
     assert get_auth_mode(admin, kerberos) is AuthMode.PASSWORD
 

@@ -166,7 +166,7 @@ def test_status_with_iam_admin_login(
 def test_switch_and_refusal_exit_code(
     rds_emulator: RdsIamEmulator, env: dict[str, str], users: Callable[..., str]
 ) -> None:
-    """`switch` moves a user to IAM and back; switching the master user is refused with 3."""
+    """`switch` moves a user to IAM and back; the master user and a Kerberos user are refused, 3."""
     user = users(password="pw-" + uuid.uuid4().hex)
     dry = run(["switch", user, "iam", "--dry-run", "--json", *where(rds_emulator)], env)
     assert dry.returncode == 0, dry.stderr
@@ -184,6 +184,12 @@ def test_switch_and_refusal_exit_code(
     refused = run(["switch", rds_emulator.master_user, "iam", *where(rds_emulator)], env)
     assert refused.returncode == 3
     assert "verify" in refused.stderr
+    kerberos = users()
+    with rds_emulator.connect_admin() as conn:
+        conn.execute(f'GRANT rds_ad TO "{kerberos}"')
+    conflict = run(["switch", kerberos, "iam", *where(rds_emulator)], env)
+    assert conflict.returncode == 3, conflict.stderr
+    assert "Kerberos" in conflict.stderr
     back = run(["switch", user, "password", *where(rds_emulator)], env)
     assert back.returncode == 0, back.stderr
     with rds_emulator.connect_admin() as conn:

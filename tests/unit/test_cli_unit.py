@@ -17,6 +17,8 @@ from rdsiamkit.errors import (
     CredentialsError,
     InheritedMembershipError,
     LockoutRefusedError,
+    SwitchRefusedError,
+    UserNotFoundError,
     VerificationFailedError,
 )
 
@@ -193,6 +195,8 @@ def test_progress_bar_lines_when_not_a_tty() -> None:
     [
         (LockoutRefusedError("x"), ExitCode.REFUSED),
         (InheritedMembershipError("x"), ExitCode.REFUSED),
+        (SwitchRefusedError("x"), ExitCode.REFUSED),
+        (UserNotFoundError("x"), ExitCode.FAILED),
         (VerificationFailedError("x"), ExitCode.FAILED),
         (ConfigurationError("x"), ExitCode.USAGE),
         (ConnectError("x"), ExitCode.CONNECT),
