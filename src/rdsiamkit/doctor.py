@@ -984,6 +984,17 @@ class _Doctor:
             db_user=target.user,
         )
 
+    def _own_principal_if_it_signed(self) -> str | None:
+        """STS's answer names who signs, unless the token given was signed by another key."""
+        sent, own = self.facts.sent, self.facts.access_key_id
+        if sent is not None and own is not None and sent.access_key_id != own:
+            raise _NotCheckedError(
+                f"the token given was signed by {sent.access_key_id}, not by {own} that STS "
+                "named; pass principal_arn= (CLI: --principal-arn) for the token's signer, or "
+                "policies= (CLI: --policy) to evaluate offline"
+            )
+        return self.facts.principal_arn
+
     def check_policy(self) -> Check:
         target = self._target()
         if self.token is not None and self.facts.sent is None:
@@ -1005,7 +1016,7 @@ class _Doctor:
                     finding=Finding.INVALID_POLICY,
                 )
             return _policy_check(decision, arn, "the policies given")
-        principal = self.principal_arn or self.facts.principal_arn
+        principal = self.principal_arn or self._own_principal_if_it_signed()
         if principal is None:
             raise _NotCheckedError("no principal to ask IAM about (STS did not say who signs)")
         from rdsiamkit.policy import simulate_connect  # noqa: PLC0415

@@ -327,3 +327,19 @@ def test_simulation_principal_keeps_a_roles_path() -> None:
         assert "/aws-reserved/sso.amazonaws.com/" in role["Arn"]
         missing = f"arn:aws:sts::{account}:assumed-role/NoSuchRole/someone"
         assert _simulation_principal(missing, session) == f"arn:aws:iam::{account}:role/NoSuchRole"
+
+
+def test_policy_is_not_simulated_for_someone_elses_token(closed_port: int) -> None:
+    """A token signed by another key: IAM is not asked about the doctor's own principal."""
+    other = boto3.Session(
+        aws_access_key_id="AKIAOTHERSIGNER00001", aws_secret_access_key=SECRET
+    ).client("rds", region_name="us-east-1")
+    token = other.generate_db_auth_token(
+        DBHostname=ENDPOINT, Port=closed_port, DBUsername="app", Region="us-east-1"
+    )
+    ids = {"account_id": ACCOUNT, "resource_id": RESOURCE_ID}
+    diagnosis = run(closed_port, token=token, aws=True, **ids)
+    assert diagnosis.check("credentials").status is CheckStatus.PASS
+    check = diagnosis.check("policy")
+    assert check.status is CheckStatus.SKIPPED
+    assert "AKIAOTHERSIGNER00001" in check.reason and "principal_arn" in check.reason
