@@ -125,6 +125,14 @@ guarded_names AS (
     FROM guarded AS g JOIN pg_catalog.pg_roles AS r ON r.oid = g.oid
     WHERE g.oid NOT IN (SELECT oid FROM iam_side)
     GROUP BY g.uid
+),
+-- the other requested roles each requested role reaches: a GRANT to one of them
+-- switches it too, which a plan must know
+requested_above AS (
+    SELECT u.uid, array_agg(DISTINCT i.name ORDER BY i.name) AS names
+    FROM up AS u JOIN input AS i ON i.oid = u.oid
+    WHERE u.uid <> u.oid AND u.uid IN (SELECT oid FROM input)
+    GROUP BY u.uid
 )
 SELECT
     s.iam IS NOT NULL,
@@ -141,6 +149,7 @@ SELECT
     r.rolname IN (current_user, session_user),
     COALESCE(mc.n, 0),
     COALESCE(gn.names, '{{}}'),
+    COALESCE(ra.names, '{{}}'),
     r.rolconnlimit,
     -- psycopg cannot load infinite timestamps: 'infinity' (never expires) becomes
     -- NULL, '-infinity' (always expired) the epoch
@@ -155,6 +164,7 @@ LEFT JOIN direct AS d ON d.member = i.oid
 LEFT JOIN path_json AS pj ON pj.uid = i.oid
 LEFT JOIN member_counts AS mc ON mc.uid = i.oid
 LEFT JOIN guarded_names AS gn ON gn.uid = i.oid
+LEFT JOIN requested_above AS ra ON ra.uid = i.oid
 ORDER BY i.ord"""
 
 # The lean form: does each name (still) reach rds_iam?  Used after GRANT/REVOKE.
@@ -232,6 +242,8 @@ class RoleState:
     is_session_user: bool
     member_count: int
     guarded_members: tuple[str, ...]
+    #: Roles of the same query that this one reaches (is a member of, at any depth).
+    member_of_requested: tuple[str, ...]
     connection_limit: int | None
     valid_until: dt.datetime | None
 
@@ -294,6 +306,7 @@ def parse_states(rows: Sequence[tuple[Any, ...]]) -> list[RoleState]:
             me,
             members,
             guarded,
+            above,
             connlimit,
             valid_until,
         ) = row
@@ -312,6 +325,7 @@ def parse_states(rows: Sequence[tuple[Any, ...]]) -> list[RoleState]:
                 is_session_user=bool(me),
                 member_count=int(members),
                 guarded_members=tuple(guarded),
+                member_of_requested=tuple(above),
                 connection_limit=None if connlimit is None or connlimit < 0 else connlimit,
                 valid_until=valid_until,
             )

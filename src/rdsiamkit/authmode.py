@@ -132,6 +132,8 @@ class RefusalReason(enum.Enum):
     LOCKOUT_GUARD = "lockout_guard"
     #: Also a Kerberos (``rds_ad``) user (:class:`~rdsiamkit.SwitchRefusedError`).
     CONFLICT = "conflict"
+    #: Plans only: a GRANT to this group would switch members the plan wants on PASSWORD.
+    PLAN_CONFLICT = "plan_conflict"
 
 
 @attrs.frozen
@@ -235,6 +237,8 @@ class PlannedSwitch:
     after: AuthMode
     #: The role's oid when planned: a role dropped and re-created makes the plan stale.
     oid: int = attrs.field(repr=False)
+    #: Groups of this plan that it belongs to: their GRANT switches it to IAM as well.
+    also_through: tuple[str, ...] = attrs.field(default=(), repr=False)
 
     @property
     def statement(self) -> str:
@@ -343,6 +347,12 @@ class AuthModePlan:
         )
         return rows
 
+    def _expected(self) -> dict[str, AuthMode]:
+        """Every role the plan does not refuse, with the mode it must end in."""
+        expected = {u.user: u.mode for u in self.unchanged}
+        expected.update((c.user, c.after) for c in self.changes)
+        return expected
+
     def apply(
         self,
         conn: psycopg.Connection[_R],
@@ -376,7 +386,9 @@ class AuthModePlan:
         if single_transaction and batches:
             with _writing(conn, f"applying the auth mode plan ({total} roles)", rolled="all"):
                 for number, batch in enumerate(batches, 1):
-                    _apply_batch(conn, batch, number, len(batches))
+                    last = number == len(batches)
+                    expected = self._expected() if last else None
+                    _apply_batch(conn, batch, number, len(batches), expected=expected)
                     done += len(batch)
                     if progress is not None:
                         progress(done, total)
@@ -482,7 +494,16 @@ def set_auth_mode(
         _raise_refusal(decision)
         change = _describe(conn, state, target, decision, new_password, dry_run=False)
         if change.changed or change.password_set:
-            _execute_switch(conn, state, target, decision, new_password)
+            _execute_switch(
+                conn,
+                state,
+                target,
+                decision,
+                new_password,
+                decide=lambda fresh: _decide(
+                    fresh, target, verify=verify, include_members=include_members
+                ),
+            )
     if change.changed:
         log.info("%s", change.message)
     if not verify:
@@ -510,20 +531,60 @@ def plan_auth_modes(
     """
     wanted = {check_name(user): AuthMode.parse(mode) for user, mode in targets.items()}
     states = read_states(conn, list(wanted))
+    decisions = {s.name: _decide(s, wanted[s.name], verify=False) for s in states}
+    decisions.update(_plan_conflicts(states, wanted, decisions))
+    granting = _granting(states, wanted, decisions)
     changes: list[PlannedSwitch] = []
     unchanged: list[UnchangedRole] = []
     refused: list[Refusal] = []
     for state in states:
         target = wanted[state.name]
-        decision = _decide(state, target, verify=False)
+        decision = decisions[state.name]
         if decision.reason is not None:
             refused.append(Refusal(state.name, target, decision.reason, decision.detail))
         elif decision.switch and state.oid is not None:
             before = AuthMode.IAM if state.is_iam else AuthMode.PASSWORD
-            changes.append(PlannedSwitch(state.name, before, target, state.oid))
+            through = tuple(sorted(granting.intersection(state.member_of_requested)))
+            changes.append(PlannedSwitch(state.name, before, target, state.oid, through))
         else:
             unchanged.append(UnchangedRole(state.name, target))
     return AuthModePlan(tuple(changes), tuple(unchanged), tuple(refused))
+
+
+def _plan_conflicts(
+    states: Sequence[RoleState],
+    wanted: Mapping[str, AuthMode],
+    decisions: Mapping[str, _Decision],
+) -> dict[str, _Decision]:
+    """Refuse each GRANT that would switch roles this same plan wants on PASSWORD.
+
+    A GRANT to a group switches its members too, and the per-batch read-back of
+    a later batch would not look at a member revoked in an earlier one.
+    """
+    granting = _granting(states, wanted, decisions)
+    caught: dict[str, list[str]] = {}
+    for state in states:
+        if wanted[state.name] is AuthMode.PASSWORD:
+            for group in granting.intersection(state.member_of_requested):
+                caught.setdefault(group, []).append(state.name)
+    return {
+        group: _Decision(
+            reason=RefusalReason.PLAN_CONFLICT,
+            detail=(
+                f"granting rds_iam to {group} would also switch its member role(s) "
+                f"{', '.join(sorted(members))} to IAM, but this plan wants them on PASSWORD; "
+                f"drop one of the two from the plan, or take them out of {group}"
+            ),
+        )
+        for group, members in caught.items()
+    }
+
+
+def _granting(
+    states: Sequence[RoleState], wanted: Mapping[str, AuthMode], decisions: Mapping[str, _Decision]
+) -> set[str]:
+    """The roles a plan grants ``rds_iam`` to."""
+    return {s.name for s in states if wanted[s.name] is AuthMode.IAM and decisions[s.name].switch}
 
 
 # --- deciding -------------------------------------------------------------------------------
@@ -637,6 +698,7 @@ _REFUSAL_ERRORS: dict[RefusalReason, type[RdsIamError]] = {
     RefusalReason.INHERITED_MEMBERSHIP: InheritedMembershipError,
     RefusalReason.LOCKOUT_GUARD: LockoutRefusedError,
     RefusalReason.CONFLICT: SwitchRefusedError,
+    RefusalReason.PLAN_CONFLICT: SwitchRefusedError,
 }
 
 
@@ -713,9 +775,17 @@ def _execute_switch(
     target: AuthMode,
     decision: _Decision,
     new_password: str | None,
+    *,
+    decide: Callable[[RoleState], _Decision],
 ) -> None:
-    """Send the statements and read the result back, in one round trip."""
-    parts: list[sql.Composable] = []
+    """Re-check, send the statements and read the result back, in one round trip.
+
+    The re-check runs in the statement right before the change, so a role that
+    became an admin (or whatever the rules refuse) since the first read is
+    caught; any difference rolls everything back.
+    """
+    literal = names_literal([state.name])
+    parts: list[sql.Composable] = [_ISOLATION, state_query(literal)]
     if decision.switch:
         parts.append(_switch_statement(target, [state.name]))
     if new_password is not None:
@@ -723,17 +793,47 @@ def _execute_switch(
             new_password.encode(), state.name.encode(), b"scram-sha-256"
         )
         parts.append(_password_statement(state.name, sql.Literal(verifier.decode("ascii"))))
-    parts.append(modes_query(names_literal([state.name])))
-    (mode,) = parse_modes(round_trip(conn, parts)[-1])
+    parts.append(modes_query(literal))
+    results = round_trip(conn, parts)
+    _check_isolation(results[0])
+    (fresh,) = parse_states(results[1])
+    recheck = decide(fresh)
+    _raise_refusal(recheck)
+    if fresh.oid != state.oid or recheck.switch != decision.switch:
+        raise AuthModeError(
+            f"{state.name} changed while it was being switched, so nothing was changed; try again"
+        )
+    (mode,) = parse_modes(results[-1])
     if mode.is_iam != (target is AuthMode.IAM):
-        raise AuthModeError(_not_switched(state, target))
+        raise AuthModeError(_not_switched(state, target, conn.info.server_version))
 
 
-def _not_switched(state: RoleState, target: AuthMode) -> str:
+# Each write round trip starts with this: its re-check must see the catalogs as they are.
+_ISOLATION = sql.SQL("SELECT current_setting('transaction_isolation')")
+
+
+def _check_isolation(rows: Sequence[tuple[Any, ...]]) -> None:
+    ((level,),) = rows
+    if level != "read committed":
+        raise ConfigurationError(
+            f"conn's transaction is {str(level).upper()}: its snapshot can hide role changes "
+            "made since it began, so the re-check before each GRANT / REVOKE could pass on old "
+            "catalogs; switch auth modes at READ COMMITTED (the default), in autocommit mode "
+            "or a new transaction"
+        )
+
+
+def _not_switched(state: RoleState, target: AuthMode, server_version: int) -> str:
     """Why a role is not in ``target`` mode right after the statement that should do it."""
     if target is AuthMode.IAM:
         return f"{state.name} still logs in with its password after GRANT rds_iam; rolled back"
-    grantors = ", ".join(state.direct_grantors) or "another role"
+    if server_version < 160000 or not state.direct_grantors:
+        return (
+            f"{state.name} still needs IAM after REVOKE rds_iam, so it was rolled back: a role "
+            "it belongs to reaches rds_iam now (granted since the re-check); look at "
+            "auth_status() and switch again"
+        )
+    grantors = ", ".join(state.direct_grantors)
     return (
         f"{state.name} still needs IAM after REVOKE rds_iam, so it was rolled back: on "
         "PostgreSQL 16+ REVOKE only removes grants made by the current role, and this one was "
@@ -742,18 +842,28 @@ def _not_switched(state: RoleState, target: AuthMode) -> str:
 
 
 def _apply_batch(
-    conn: psycopg.Connection[_R], batch: Sequence[PlannedSwitch], number: int, count: int
+    conn: psycopg.Connection[_R],
+    batch: Sequence[PlannedSwitch],
+    number: int,
+    count: int,
+    *,
+    expected: Mapping[str, AuthMode] | None = None,
 ) -> None:
-    names = [c.user for c in batch]
-    literal = names_literal(names)
-    parts: list[sql.Composable] = [state_query(literal)]
+    """One round trip: re-check ``batch``, GRANT and REVOKE, read the modes back.
+
+    The read-back covers ``expected`` (default: the batch), so the last batch
+    of a plan in one transaction can check every role of the plan at no cost.
+    """
+    if expected is None:
+        expected = {c.user: c.after for c in batch}
+    parts: list[sql.Composable] = [_ISOLATION, state_query(names_literal([c.user for c in batch]))]
     grants = [c.user for c in batch if c.after is AuthMode.IAM]
     revokes = [c.user for c in batch if c.after is AuthMode.PASSWORD]
     if grants:
         parts.append(_switch_statement(AuthMode.IAM, grants))
     if revokes:
         parts.append(_switch_statement(AuthMode.PASSWORD, revokes))
-    parts.append(modes_query(literal))
+    parts.append(modes_query(names_literal(list(expected))))
     try:
         results = round_trip(conn, parts)
     except psycopg.errors.UndefinedObject as err:
@@ -761,7 +871,8 @@ def _apply_batch(
             f"batch {number}/{count}: a planned role no longer exists ({err}); nothing was "
             "applied from this plan's open transaction, plan again"
         ) from err
-    before, after = parse_states(results[0]), parse_modes(results[-1])
+    _check_isolation(results[0])
+    before, after = parse_states(results[1]), parse_modes(results[-1])
     stale = [
         f"{c.user} ({_staleness(state, c)})"
         for state, c in zip(before, batch, strict=True)
@@ -772,10 +883,14 @@ def _apply_batch(
             f"batch {number}/{count}: {len(stale)} role(s) changed since the plan was made, so "
             f"nothing was applied; plan again. {_first(stale)}"
         )
+    states = {s.name: s for s in before}
+    version = conn.info.server_version
     wrong = [
-        _not_switched(state, c.after)
-        for state, mode, c in zip(before, after, batch, strict=True)
-        if mode.is_iam != (c.after is AuthMode.IAM)
+        _not_switched(states[mode.name], want, version)
+        if mode.name in states
+        else f"{mode.name} is not {want} at the end of the plan (changed meanwhile)"
+        for mode, want in zip(after, expected.values(), strict=True)
+        if mode.is_iam != (want is AuthMode.IAM)
     ]
     if wrong:
         raise AuthModeError(f"batch {number}/{count}: {len(wrong)} role(s): {_first(wrong)}")
@@ -788,6 +903,10 @@ def _staleness(state: RoleState, change: PlannedSwitch) -> str:
     """Empty if ``change`` still follows from ``state``; else what changed."""
     if state.oid != change.oid:
         return "dropped" if state.oid is None else "dropped and re-created"
+    if change.also_through and state.is_iam:
+        # Switched by an earlier batch's GRANT to a group of the plan, as planned:
+        # its own GRANT still stands if the rules would still allow it.
+        state = attrs.evolve(state, is_iam=False)
     decision = _decide(state, change.after, verify=False)
     if decision.reason is not None:
         return f"now refused: {decision.detail}"

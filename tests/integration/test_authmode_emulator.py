@@ -24,6 +24,7 @@ from rdsiamkit.authmode import (
 )
 from rdsiamkit.connection import connect
 from rdsiamkit.errors import (
+    AuthModeError,
     ConfigurationError,
     InheritedMembershipError,
     LockoutRefusedError,
@@ -696,3 +697,103 @@ def test_catalog_round_trips_leave_the_callers_jit_setting_alone(
         plan_auth_modes(conn, {user: "password"}).apply(conn)
         assert conn.execute("SHOW jit").fetchone() == ("on",)
         conn.rollback()
+
+
+# --- review fixes: snapshots, plans that switch groups and their members ---------------------
+
+
+@pytest.mark.parametrize("level", ["REPEATABLE READ", "SERIALIZABLE"])
+def test_writes_refuse_a_snapshot_older_than_the_statement(
+    rds_emulator: RdsIamEmulator,
+    admin: psycopg.Connection[Any],
+    make_role: MakeRole,
+    level: str,
+) -> None:
+    """In a REPEATABLE READ/SERIALIZABLE transaction an admin made meanwhile cannot slip through."""
+    group = make_role(login=False, password=None)
+    with rds_emulator.connect_admin(autocommit=False) as conn:
+        conn.execute(sql.SQL("SET TRANSACTION ISOLATION LEVEL {}").format(sql.SQL(level)))
+        plan = plan_auth_modes(conn, {group: "iam"})
+        assert plan.to_grant == (group,)
+        make_role(member_of=[group], options="CREATEROLE")  # another session, after the snapshot
+        with pytest.raises(ConfigurationError, match=f"{level}.*READ COMMITTED"):
+            plan.apply(conn)
+        with pytest.raises(ConfigurationError, match="READ COMMITTED"):
+            set_auth_mode(conn, group, AuthMode.IAM)
+        conn.rollback()
+    assert get_auth_mode(admin, group) is AuthMode.PASSWORD
+    with pytest.raises(StalePlanError, match="now refused"):
+        plan.apply(admin)  # at READ COMMITTED the re-check sees the new admin member
+
+
+def test_switch_rechecks_in_the_same_round_trip_as_the_grant(
+    admin: psycopg.Connection[Any], make_role: MakeRole, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An admin added to a group between set_auth_mode's read and its GRANT is caught."""
+    import rdsiamkit.authmode as authmode
+
+    group = make_role(login=False, password=None)
+    real_read = authmode.read_states
+
+    def read_then_promote(conn: psycopg.Connection[Any], names: Sequence[str]) -> Any:
+        states = real_read(conn, names)
+        make_role(member_of=[group], options="CREATEROLE")
+        return states
+
+    monkeypatch.setattr(authmode, "read_states", read_then_promote)
+    with pytest.raises(LockoutRefusedError, match="CREATEROLE|admin"):
+        set_auth_mode(admin, group, AuthMode.IAM)
+    monkeypatch.undo()
+    assert get_auth_mode(admin, group) is AuthMode.PASSWORD
+
+
+@pytest.mark.parametrize("batch_size", [1, 500])
+def test_plan_refuses_a_group_grant_that_undoes_a_members_revoke(
+    rds_emulator: RdsIamEmulator,
+    admin: psycopg.Connection[Any],
+    make_role: MakeRole,
+    batch_size: int,
+) -> None:
+    """{member: password, its group: iam} refuses the group: the member really ends on PASSWORD."""
+    member = make_role(member_of=["rds_iam"])
+    group = make_role(login=False, password=None)
+    admin.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(group), sql.Identifier(member)))
+    plan = plan_auth_modes(admin, {member: "password", group: "iam"})
+    (refusal,) = plan.refused
+    assert (refusal.user, refusal.reason) == (group, RefusalReason.PLAN_CONFLICT)
+    assert member in refusal.detail
+    assert plan.to_revoke == (member,) and plan.to_grant == ()
+    plan.apply(admin, batch_size=batch_size)
+    assert get_auth_mode(admin, member) is AuthMode.PASSWORD
+    assert get_auth_mode(admin, group) is AuthMode.PASSWORD
+    assert password_login(rds_emulator, member) == member
+
+
+@pytest.mark.parametrize("batch_size", [1, 500])
+def test_plan_granting_a_group_and_its_member_applies_in_any_batches(
+    admin: psycopg.Connection[Any], make_role: MakeRole, batch_size: int
+) -> None:
+    """A member switched by its group's GRANT in an earlier batch is not mistaken for stale."""
+    group = make_role(login=False, password=None)
+    member = make_role(member_of=[group])
+    plan = plan_auth_modes(admin, {group: "iam", member: "iam"})
+    assert plan.to_grant == (group, member)
+    result = plan.apply(admin, batch_size=batch_size)
+    assert result.granted == (group, member)
+    status = auth_status(admin, member)
+    assert status.mode is AuthMode.IAM and status.direct
+
+
+def test_single_transaction_plan_reads_back_every_role_it_names(
+    admin: psycopg.Connection[Any], make_role: MakeRole
+) -> None:
+    """An unchanged PASSWORD role that needs IAM by apply time fails the plan, all rolled back."""
+    group = make_role(login=False, password=None)
+    keep = make_role(member_of=[group])
+    switch = make_role()
+    plan = plan_auth_modes(admin, {keep: "password", switch: "iam"})
+    assert [u.user for u in plan.unchanged] == [keep] and plan.to_grant == (switch,)
+    admin.execute(sql.SQL("GRANT rds_iam TO {}").format(sql.Identifier(group)))
+    with pytest.raises(AuthModeError, match=f"{keep} is not password at the end of the plan"):
+        plan.apply(admin)
+    assert get_auth_mode(admin, switch) is AuthMode.PASSWORD

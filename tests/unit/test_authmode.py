@@ -48,6 +48,7 @@ def role(name: str = "app", **changes: Any) -> RoleState:
         is_session_user=False,
         member_count=0,
         guarded_members=(),
+        member_of_requested=(),
         connection_limit=None,
         valid_until=None,
     )
@@ -277,9 +278,11 @@ def test_reported_password_statement_is_redacted_and_not_runnable() -> None:
 
 
 def test_post_check_message_explains_pg16_grantor_rule() -> None:
-    """A REVOKE that left the membership names the grantors and the PG16 rule."""
-    message = _not_switched(iam_role(), AuthMode.PASSWORD)
+    """A REVOKE that left the membership names the PG16 grantor rule only on PostgreSQL 16+."""
+    message = _not_switched(iam_role(), AuthMode.PASSWORD, 160004)
     assert "granted by postgres" in message and "PostgreSQL 16+" in message
+    older = _not_switched(iam_role(), AuthMode.PASSWORD, 150018)
+    assert "PostgreSQL 16+" not in older and "auth_status()" in older
 
 
 # --- parsing rows -----------------------------------------------------------------------------
