@@ -266,7 +266,9 @@ def pytest_runtest_makereport(
         seen: set[int] = set()
         while error is not None and id(error) not in seen:
             seen.add(id(error))
-            _keep(f"{error}\n{error!r}\n{error.args!r}", f"exception of {where}")
+            # psycopg errors of a connection attempt keep its PGconn, password included
+            attempt = getattr(error, "pgconn", None)
+            _keep(f"{error}\n{error!r}\n{error.args!r}\n{attempt!r}", f"exception of {where}")
             error = error.__cause__ or error.__context__
     if report.longrepr is not None:
         _keep(report.longreprtext, f"failure report of {where}")

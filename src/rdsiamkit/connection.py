@@ -185,6 +185,7 @@ class Target:
 
     def explain(self, err: psycopg.OperationalError, issued: IssuedToken) -> ConnectError:
         """Turn a psycopg connect error into the kit's typed error, with likely causes."""
+        _forget_attempt(err)
         message = str(err).strip()
         region = issued.key.region
         context: dict[str, Any] = {
@@ -290,6 +291,22 @@ def retry_policy(*, max_attempts: int, retry_budget: float) -> dict[str, Any]:
         "reraise": True,
         "before_sleep": tenacity.before_sleep_log(log, logging.INFO),
     }
+
+
+def _forget_attempt(err: BaseException) -> None:
+    """Drop the failed attempt's connection from psycopg errors along ``err``'s chain.
+
+    psycopg keeps it on the error (``err.pgconn``) for inspection, password (the
+    token) included; the kit's errors chain to these errors.  psycopg drops it
+    the same way when it pickles an error.
+    """
+    seen: set[int] = set()
+    error: BaseException | None = err
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, psycopg.Error):
+            error._pgconn = None
+        error = error.__cause__ or error.__context__
 
 
 def _refused(

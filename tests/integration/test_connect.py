@@ -296,7 +296,7 @@ def test_no_secret_reaches_logs_errors_or_reprs(
     creds: FakeCredentials,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Across connect, pool, retry and failure paths at DEBUG, no token or secret leaks."""
+    """At DEBUG, across connect, pool, retry and failure, no token leaks (error attributes too)."""
     provider = TokenProvider(session=creds.boto3_session(region=rds_emulator.region))
     seen_tokens: list[str] = []
     original = provider.issue
@@ -322,6 +322,10 @@ def test_no_secret_reaches_logs_errors_or_reprs(
             rdsiamkit.connect(**options(rds_emulator, iam_user), token_provider=provider)
         except rdsiamkit.IamAuthenticationError as err:
             texts += [str(err), repr(err), repr(err.args), str(err.__cause__)]
+            chained: BaseException | None = err
+            while chained is not None:  # attributes too: psycopg keeps the attempt's PGconn
+                texts += [repr(vars(chained)), repr(getattr(chained, "pgconn", None))]
+                chained = chained.__cause__ or chained.__context__
     texts += [r.getMessage() for r in caplog.records]
     texts += [str(r.exc_info[1]) for r in caplog.records if r.exc_info]
     texts.append(repr(provider))
