@@ -12,7 +12,6 @@ import logging
 import os
 import shlex
 import threading
-import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
@@ -378,11 +377,11 @@ async def login_async(
 
 
 _defaults_lock = threading.Lock()
-_by_session: weakref.WeakKeyDictionary[boto3.Session, TokenProvider] = weakref.WeakKeyDictionary()
 _by_profile: dict[str | None, TokenProvider] = {}
-_async_of: weakref.WeakKeyDictionary[TokenProvider, AsyncTokenProvider] = (
-    weakref.WeakKeyDictionary()
-)
+# A session's provider lives on the session (the provider holds the session, so a
+# weak-keyed registry would keep both forever); the pair is freed with the session.
+_SESSION_PROVIDER = "_rdsiamkit_token_provider"
+_ASYNC_FACE = "_rdsiamkit_async_face"
 
 
 def default_provider(
@@ -393,9 +392,10 @@ def default_provider(
         if session is not None:
             if profile is not None:
                 raise ConfigurationError("pass either session= or profile=, not both")
-            provider = _by_session.get(session)
+            provider: TokenProvider | None = getattr(session, _SESSION_PROVIDER, None)
             if provider is None:
-                provider = _by_session[session] = TokenProvider(session=session)
+                provider = TokenProvider(session=session)
+                setattr(session, _SESSION_PROVIDER, provider)
             return provider
         provider = _by_profile.get(profile)
         if provider is None:
@@ -428,9 +428,10 @@ def async_provider(
         return token_provider
     sync = sync_provider(token_provider, session, profile)
     with _defaults_lock:
-        provider = _async_of.get(sync)
+        provider: AsyncTokenProvider | None = getattr(sync, _ASYNC_FACE, None)
         if provider is None:
-            provider = _async_of[sync] = AsyncTokenProvider(sync)
+            provider = AsyncTokenProvider(sync)
+            setattr(sync, _ASYNC_FACE, provider)
         return provider
 
 

@@ -96,9 +96,18 @@ class TokenCache:
             return entry.token
         return None
 
-    def put(self, key: TokenKey, token: str, fresh_until: float) -> None:
-        """Store ``token`` for reuse until ``fresh_until`` (monotonic seconds)."""
-        self._entries[key] = _Entry(token, fresh_until)
+    def put(self, key: TokenKey, token: str, fresh_until: float, now: float) -> None:
+        """Store ``token`` for reuse until ``fresh_until``; forget tokens stale at ``now``.
+
+        Rotating credentials (instance roles, SSO, assumed roles) sign with a new
+        access key id every hour or so; without pruning, each rotation would leave
+        a dead token per target behind for the life of the process.
+        """
+        with self._guard:
+            stale = [k for k, e in self._entries.items() if e.fresh_until <= now]
+            for old in stale:
+                del self._entries[old]
+            self._entries[key] = _Entry(token, fresh_until)
 
     def discard(self, key: TokenKey, token: str | None = None) -> bool:
         """Forget ``key``'s token (only if it is ``token``, when given); True if removed."""
@@ -344,7 +353,7 @@ class TokenProvider:
             left = _seconds_left(credentials)
             if left is not None:
                 reuse = max(0.0, min(reuse, left - _CREDENTIALS_MARGIN))
-            self.cache.put(key, token, now + reuse)
+            self.cache.put(key, token, now + reuse, now)
             log.debug(
                 "minted IAM token for %s@%s:%s (%s) signed by %s, reused for %.0fs",
                 user,

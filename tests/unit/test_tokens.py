@@ -359,3 +359,34 @@ def test_unknown_profile_is_a_credentials_error() -> None:
     provider = TokenProvider(profile="no-such-profile-rdsiamkit")
     with pytest.raises(CredentialsError, match="no-such-profile-rdsiamkit"):
         provider.get_token("db.internal.example", 5432, "app")
+
+
+def test_rotating_identities_leave_no_stale_tokens_behind(clock: FakeClock) -> None:
+    """Fifty credential rotations keep one live token per target, not fifty."""
+    session = static_session("AKIAROTATE0000000000")
+    provider = TokenProvider(session=session, clock=clock)
+    for n in range(50):
+        session._session.set_credentials(f"AKIAROTATE{n:010d}", "secret")
+        clock.now += 3600.0
+        assert f"AKIAROTATE{n:010d}" in provider.get_token(HOST, 5432, "app")
+        provider.get_token(HOST, 5433, "app")
+    assert len(provider.cache) == 2
+    assert provider.mint_count == 100
+
+
+def test_default_providers_are_freed_with_their_session() -> None:
+    """The provider kept for a session= (and its async face) goes away with the session."""
+    import gc
+    import weakref
+
+    from rdsiamkit.connection import async_provider, default_provider
+
+    session = static_session()
+    provider = default_provider(session=session)
+    assert default_provider(session=session) is provider
+    face = async_provider(None, session, None)
+    assert async_provider(None, session, None) is face and face.sync is provider
+    gone = [weakref.ref(obj) for obj in (session, provider, face)]
+    del session, provider, face
+    gc.collect()
+    assert [ref() for ref in gone] == [None, None, None]
