@@ -122,6 +122,9 @@ class Target:
                 "a password was given, but rdsiamkit.connect() logs in with an IAM token; "
                 "drop password= (use psycopg.connect for password logins)"
             )
+        service = params.get("service") or os.environ.get("PGSERVICE")
+        if service:
+            _check_service(service, params)
         host = params.get("host") or os.environ.get("PGHOST", "")
         user = params.get("user") or os.environ.get("PGUSER", "")
         port_text = params.get("port") or os.environ.get("PGPORT") or str(DEFAULT_PORT)
@@ -290,6 +293,22 @@ def retry_policy(*, max_attempts: int, retry_budget: float) -> dict[str, Any]:
         "reraise": True,
         "before_sleep": tenacity.before_sleep_log(log, logging.INFO),
     }
+
+
+def _check_service(service: str, params: Mapping[str, str]) -> None:
+    """A libpq service (pg_service.conf) may set host, port and user; the kit must know them.
+
+    libpq reads the service file when connecting, after the token is signed, and
+    its values beat PGHOST/PGPORT/PGUSER: signing for a guess could dial one port
+    with a token for another.
+    """
+    missing = [k for k in ("host", "port", "user") if not params.get(k)]
+    if missing:
+        raise ConfigurationError(
+            f"service {service!r} may set {', '.join(missing)}, which the IAM token is signed "
+            "for, but rdsiamkit does not read pg_service.conf: give "
+            f"{', '.join(k + '=' for k in missing)} explicitly"
+        )
 
 
 def _forget_attempt(err: BaseException) -> None:

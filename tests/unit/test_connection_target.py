@@ -95,6 +95,18 @@ def test_libpq_environment_defaults_are_honoured(monkeypatch: pytest.MonkeyPatch
     assert (target.host, target.port, target.user) == (HOST, 6543, "envuser")
 
 
+def test_libpq_service_needs_explicit_host_port_and_user(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A service (service= or PGSERVICE) could set host/port/user unseen: they must be explicit."""
+    monkeypatch.setenv("PGPORT", "6543")
+    with pytest.raises(ConfigurationError, match="service 'prod' may set port, which"):
+        build(f"service=prod host={HOST} user=app")
+    monkeypatch.setenv("PGSERVICE", "prod")
+    with pytest.raises(ConfigurationError, match="give host=, port=, user= explicitly"):
+        build()
+    target = build(host=HOST, port=5433, user="app")
+    assert (target.host, target.port, target.user) == (HOST, 5433, "app")
+
+
 def test_tunnel_signs_for_the_real_endpoint() -> None:
     """token_host/token_port override what is signed, not what is dialled."""
     target = Target.build(
