@@ -60,7 +60,8 @@ _STATEMENT_KEYS = frozenset(
     {"Sid", "Effect", "Action", "NotAction", "Resource", "NotResource", "Condition"}
 )
 _SID_RE = re.compile(r"[A-Za-z0-9]*")
-_CONDITION_KEY_RE = re.compile(r"[A-Za-z0-9_.-]+:\S+")
+# 'service:Name'; tag keys after the prefix may hold spaces and any printable character.
+_CONDITION_KEY_RE = re.compile(r"[A-Za-z0-9_.-]+:[^\x00-\x1f\x7f]+")
 _BASE_OPERATORS = frozenset(
     {
         "StringEquals",
@@ -92,7 +93,8 @@ _BASE_OPERATORS = frozenset(
     }
 )
 _SET_QUALIFIERS = ("ForAnyValue:", "ForAllValues:")
-_POLICY_VARIABLE_RE = re.compile(r"\$\{[^}]*\}")
+# A policy variable (or one of the escapes ${*} ${?} ${$}); only Version 2012-10-17 has them.
+_POLICY_VARIABLE_RE = re.compile(r"\$\{([^}]*)\}")
 # How many allowed resource patterns a "no statement allows" reason lists.
 _MAX_LISTED_RESOURCES = 5
 
@@ -290,7 +292,10 @@ class _Statement:
     not_action: bool
     resources: tuple[str, ...]
     not_resource: bool
+    #: Has a Condition block.
     conditional: bool
+    #: Resources may hold policy variables (the policy's Version is 2012-10-17).
+    variables: bool
 
 
 def evaluate_policy(
@@ -311,7 +316,13 @@ def evaluate_policy(
     resource = str(arn)
     statements = [s for i, doc in enumerate(_as_list(policies)) for s in _parse_policy(doc, i)]
     matching = [s for s in statements if _action_applies(s, action)]
-    applying = [s for s in matching if _resource_applies(s, resource)]
+    applying = []
+    for statement in matching:
+        match = _resource_match(statement, resource)
+        if match is not _Match.NO:
+            # A policy variable in a pattern that decides depends on the request.
+            firm = match is _Match.YES and not statement.conditional
+            applying.append(attrs.evolve(statement, conditional=not firm))
     denies = [s for s in applying if not s.allow]
     allows = [s for s in applying if s.allow]
 
@@ -399,10 +410,12 @@ def _parse_policy(document: object, index: int) -> list[_Statement]:
     items = [raw] if isinstance(raw, Mapping) else raw
     if not isinstance(items, list) or not items:
         raise InvalidPolicyError(f"{where}: Statement must be an object or a non-empty list")
-    return [_parse_statement(item, index, i) for i, item in enumerate(items)]
+    # Without Version 2012-10-17, IAM reads ${aws:username} as literal text.
+    variables = version == POLICY_VERSION
+    return [_parse_statement(item, index, i, variables=variables) for i, item in enumerate(items)]
 
 
-def _parse_statement(item: object, policy: int, index: int) -> _Statement:
+def _parse_statement(item: object, policy: int, index: int, *, variables: bool) -> _Statement:
     where = f"policy #{policy} statement #{index}"
     if not isinstance(item, Mapping):
         raise InvalidPolicyError(f"{where} must be an object, not {type(item).__name__}")
@@ -427,19 +440,15 @@ def _parse_statement(item: object, policy: int, index: int) -> _Statement:
     conditional = "Condition" in item
     if conditional:
         _normalise_conditions(item["Condition"], where)
-    patterns = resources
-    if any(_POLICY_VARIABLE_RE.search(r) for r in resources):
-        # ${aws:username} and friends depend on the request, like a condition.
-        conditional = True
-        patterns = tuple(_POLICY_VARIABLE_RE.sub("*", r) for r in resources)
     return _Statement(
         ref=StatementRef(policy=policy, statement=index, sid=sid or None),
         allow=effect == "Allow",
         actions=actions,
         not_action=not_action,
-        resources=patterns,
+        resources=resources,
         not_resource=not_resource,
         conditional=conditional,
+        variables=variables,
     )
 
 
@@ -469,14 +478,64 @@ def _action_applies(statement: _Statement, action: str) -> bool:
     return hit != statement.not_action
 
 
-def _resource_applies(statement: _Statement, resource: str) -> bool:
-    hit = any(_glob(p, ignore_case=False).fullmatch(resource) for p in statement.resources)
-    return hit != statement.not_resource
+class _Match(enum.Enum):
+    YES = "yes"
+    NO = "no"
+    #: Only a pattern with a policy variable matches: it depends on who asks.
+    DEPENDS = "depends"
+
+
+def _resource_match(statement: _Statement, resource: str) -> _Match:
+    """Does ``statement``'s Resource (or NotResource) cover ``resource``?
+
+    A literal pattern decides outright; a pattern with a policy variable can
+    only say "perhaps", since the variable's value is the caller's.
+    """
+    hits = [_arn_glob(p, variables=statement.variables) for p in statement.resources]
+    literal = any(regex.fullmatch(resource) for regex, variable in hits if not variable)
+    perhaps = any(regex.fullmatch(resource) for regex, variable in hits if variable)
+    if statement.not_resource:
+        return _Match.NO if literal else _Match.DEPENDS if perhaps else _Match.YES
+    return _Match.YES if literal else _Match.DEPENDS if perhaps else _Match.NO
+
+
+@functools.lru_cache(maxsize=1024)
+def _arn_glob(pattern: str, *, variables: bool) -> tuple[re.Pattern[str], bool]:
+    """Compile an IAM resource pattern; True with it when it holds a policy variable.
+
+    ``*`` matches within an ARN segment, and across colons only as the last
+    character of its segment; ``?`` matches one character; a variable matches
+    anything, and ``${*}``, ``${?}``, ``${$}`` are the literal characters.
+    """
+    parts: list[str] = []
+    variable = False
+    position = 0
+    while position < len(pattern):
+        found = _POLICY_VARIABLE_RE.match(pattern, position) if variables else None
+        if found is not None:
+            name = found.group(1)
+            if name in ("*", "?", "$"):
+                parts.append(re.escape(name))
+            else:
+                parts.append(".*")
+                variable = True
+            position = found.end()
+            continue
+        char = pattern[position]
+        if char == "*":
+            last = position + 1 == len(pattern) or pattern[position + 1] == ":"
+            parts.append(".*" if last else "[^:]*")
+        elif char == "?":
+            parts.append("[^:]")
+        else:
+            parts.append(re.escape(char))
+        position += 1
+    return re.compile("".join(parts), re.DOTALL), variable
 
 
 @functools.lru_cache(maxsize=1024)
 def _glob(pattern: str, *, ignore_case: bool) -> re.Pattern[str]:
-    """Compile an IAM wildcard pattern: ``*`` is any run of characters, ``?`` any one."""
+    """Compile an IAM action pattern: ``*`` is any run of characters, ``?`` any one."""
     parts = (".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
     flags = re.DOTALL | (re.IGNORECASE if ignore_case else 0)
     return re.compile("".join(parts), flags)

@@ -157,6 +157,53 @@ def test_policy_variable_in_resource_depends() -> None:
     assert evaluate_policy(policy, POSTGRES).outcome is Outcome.DEPENDS_ON_CONDITIONS
 
 
+def test_not_resource_with_a_variable_depends_instead_of_vanishing() -> None:
+    """A Deny on NotResource .../${aws:username} denies everyone else: not a plain ALLOWED."""
+    allow_all = _statement(Resource="*")
+    deny_others = _statement("Deny", NotResource="arn:aws:rds-db:*:*:dbuser:*/${aws:username}")
+    decision = evaluate_policy(_policy(allow_all, deny_others), POSTGRES)
+    assert decision.outcome is Outcome.DEPENDS_ON_CONDITIONS
+    allow_own = _statement(NotResource=f"{RESOURCE}/${{aws:username}}")
+    assert evaluate_policy(_policy(allow_own), POSTGRES).outcome is Outcome.DEPENDS_ON_CONDITIONS
+    deny_listed = _statement("Deny", NotResource=[POSTGRES, f"{RESOURCE}/${{aws:username}}"])
+    assert evaluate_policy(_policy(allow_all, deny_listed), POSTGRES).allowed
+
+
+def test_policy_variables_need_version_2012_and_escapes_are_literal() -> None:
+    """Without Version 2012-10-17 ${...} is literal text; ${*} ${?} ${$} are literal characters."""
+    variable = _statement(Resource=f"{RESOURCE}/${{aws:username}}")
+    assert evaluate_policy({"Statement": [variable]}, POSTGRES).outcome is Outcome.IMPLICIT_DENY
+    old = {"Version": "2008-10-17", "Statement": [variable]}
+    assert evaluate_policy(old, POSTGRES).outcome is Outcome.IMPLICIT_DENY
+    escaped = _policy(_statement(Resource=f"{RESOURCE}/a${{*}}b${{?}}${{$}}"))
+    assert evaluate_policy(escaped, f"{RESOURCE}/a*b?$").allowed
+    assert evaluate_policy(escaped, f"{RESOURCE}/axxbyz").outcome is Outcome.IMPLICIT_DENY
+
+
+def test_a_literal_resource_decides_beside_a_variable_one() -> None:
+    """Resource [exact ARN, .../${aws:username}] allows the exact ARN outright."""
+    policy = _policy(_statement(Resource=[POSTGRES, f"{RESOURCE}/${{aws:username}}"]))
+    assert evaluate_policy(policy, POSTGRES).allowed
+
+
+def test_star_crosses_colons_only_at_the_end_of_a_segment() -> None:
+    """IAM: a * inside an ARN segment stays in it; a segment-final * may run past colons."""
+    inside = _policy(_statement(Resource="arn:aws:rds-db:us-east-1:*2:*/postgres"))
+    assert evaluate_policy(inside, POSTGRES).outcome is Outcome.IMPLICIT_DENY
+    final = _policy(_statement(Resource="arn:aws:rds-db:us-east-1:*/postgres"))
+    assert evaluate_policy(final, POSTGRES).outcome is Outcome.IMPLICIT_DENY
+    assert evaluate_policy(_policy(_statement(Resource="arn:aws:rds-db:*")), POSTGRES).allowed
+    segments = _policy(_statement(Resource="arn:aws:rds-db:*:*:dbuser:*/post?res"))
+    assert evaluate_policy(segments, POSTGRES).allowed
+
+
+def test_condition_keys_may_hold_spaces() -> None:
+    """Tag keys such as aws:PrincipalTag/cost center are valid condition keys."""
+    conditions = {"StringEquals": {"aws:PrincipalTag/cost center": "db"}}
+    policy = connect_policy(POSTGRES, conditions=conditions)
+    assert evaluate_policy(policy, POSTGRES).outcome is Outcome.DEPENDS_ON_CONDITIONS
+
+
 def test_accepts_json_text_single_statement_and_string_values() -> None:
     """JSON text, a lone Statement object and string-valued Action/Resource all evaluate."""
     text = json.dumps({"Statement": {"Effect": "Allow", "Action": "*", "Resource": POSTGRES}})
@@ -323,17 +370,25 @@ def test_connect_policy_rejects_bad_input() -> None:
 # -- properties ---------------------------------------------------------------
 
 
-def _reference_match(pattern: str, text: str) -> bool:
-    """Plain dynamic-programming wildcard match: '*' any run, '?' one character."""
+def _reference_match(pattern: str, text: str, *, arn: bool = True) -> bool:
+    """Dynamic-programming wildcard match, for ARNs as IAM documents it.
+
+    '*' is any run within a segment (no ':'), or any run at all when it ends its
+    segment; '?' is one character other than ':'.  With ``arn=False`` (actions)
+    colons are plain characters.
+    """
     table = [[False] * (len(text) + 1) for _ in range(len(pattern) + 1)]
     table[0][0] = True
     for i, p in enumerate(pattern, 1):
         table[i][0] = table[i - 1][0] and p == "*"
+        ends_segment = not arn or i == len(pattern) or pattern[i] == ":"
         for j, t in enumerate(text, 1):
             if p == "*":
-                table[i][j] = table[i - 1][j] or table[i][j - 1]
+                table[i][j] = table[i - 1][j] or (table[i][j - 1] and (ends_segment or t != ":"))
+            elif p == "?":
+                table[i][j] = table[i - 1][j - 1] and (t != ":" or not arn)
             else:
-                table[i][j] = table[i - 1][j - 1] and (p in ("?", t))
+                table[i][j] = table[i - 1][j - 1] and p == t
     return table[-1][-1]
 
 
@@ -342,7 +397,7 @@ def _reference_match(pattern: str, text: str) -> bool:
     text=st.text(alphabet="ab.:/", max_size=8),
 )
 def test_resource_wildcards_agree_with_reference(pattern: str, text: str) -> None:
-    """The evaluator's resource matching agrees with a plain wildcard matcher."""
+    """The evaluator's resource matching agrees with a reference ARN wildcard matcher."""
     if not pattern:
         pattern = "*"
     policy = _policy(_statement(Resource=pattern))
@@ -351,10 +406,10 @@ def test_resource_wildcards_agree_with_reference(pattern: str, text: str) -> Non
 
 @given(pattern=st.text(alphabet="aBr*?-:", min_size=1, max_size=8))
 def test_action_wildcards_agree_with_reference_ignoring_case(pattern: str) -> None:
-    """Action matching is the same wildcard match on lower-cased text."""
+    """Action matching is a plain wildcard match (no ARN segments) on lower-cased text."""
     action = "rds-db:Bar"
     policy = _policy(_statement(Action=pattern, Resource="*"))
-    expected = _reference_match(pattern.lower(), action.lower())
+    expected = _reference_match(pattern.lower(), action.lower(), arn=False)
     assert evaluate_policy(policy, POSTGRES, action=action).allowed is expected
 
 

@@ -89,10 +89,15 @@ def generate_credentials(
 
 
 def _pattern(arn_pattern: str) -> re.Pattern[str]:
-    """IAM resource matching: ``*`` any run of characters, ``?`` one; case-sensitive."""
-    parts = (
-        ".*" if char == "*" else "." if char == "?" else re.escape(char) for char in arn_pattern
-    )
+    """IAM resource matching, case-sensitive: ``?`` is one character of a segment, ``*``
+    a run within its segment, or past colons when it is the segment's last character."""
+    parts = []
+    for index, char in enumerate(arn_pattern):
+        if char == "*":
+            ends_segment = arn_pattern[index + 1 : index + 2] in ("", ":")
+            parts.append(".*" if ends_segment else "[^:]*")
+        else:
+            parts.append("[^:]" if char == "?" else re.escape(char))
     return re.compile("".join(parts), re.DOTALL)
 
 
