@@ -247,12 +247,60 @@ def _configure_connect(parser: argparse.ArgumentParser) -> None:
     _add_json(parser)
 
 
+# psql options naming where to connect, and the long and short options that take a value.
+_PSQL_TARGET = {"dbname": "d", "host": "h", "port": "p", "username": "U"}
+_PSQL_LONG_WITH_VALUE = frozenset(
+    {"command", "dbname", "field-separator", "file", "host", "log-file", "output", "port", "pset"}
+    | {"record-separator", "set", "table-attr", "username", "variable"}
+)
+_PSQL_SHORT_WITH_VALUE = frozenset("cdfFhLopPRTUv")
+
+
+def _psql_target_option(arguments: Sequence[str]) -> str | None:
+    """The first psql argument that would choose another server, database or user.
+
+    ``-d`` would replace the conninfo (host, verify-full) while psql still sends
+    PGPASSWORD, the token; the others are ignored by psql and misleading.
+    """
+    values = iter(arguments)
+    for argument in values:
+        if argument == "--":
+            break  # the rest is positional: psql ignores it beside --dbname=<conninfo>
+        if not argument.startswith("-") or argument == "-":
+            continue
+        if argument.startswith("--"):
+            name, has_value, _ = argument[2:].partition("=")
+            if name in _PSQL_TARGET:
+                return argument
+            if name in _PSQL_LONG_WITH_VALUE and not has_value:
+                next(values, None)
+            continue
+        for index, letter in enumerate(argument[1:], 1):
+            if letter in _PSQL_TARGET.values():
+                return argument
+            if letter in _PSQL_SHORT_WITH_VALUE:
+                if index == len(argument) - 1:
+                    next(values, None)
+                break
+    return None
+
+
 def _run_connect(args: argparse.Namespace) -> int:  # noqa: RET503 - execve does not return
+    if args.json and not args.dry_run:
+        raise ConfigurationError("--json applies to --dry-run (connect hands over to psql)")
     target = _target(args)
     extra = list(args.psql_args)
     if extra and extra[0] == "--":
         extra = extra[1:]
-    argv = [args.psql, target.conninfo, *extra]
+    redirect = _psql_target_option(extra)
+    if redirect is not None:
+        raise ConfigurationError(
+            f"psql argument {redirect!r} would connect elsewhere than the endpoint the token "
+            "is signed for: use --host/--port/--user/--dbname of rdsiamkit connect instead"
+        )
+    argv = [args.psql, f"--dbname={target.conninfo}", *extra]
+    # PGPASSWORD reaches every server psql talks to (\connect too): keep all of them verified.
+    tls_env = {"PGSSLMODE": target.params["sslmode"], "PGSSLROOTCERT": target.params["sslrootcert"]}
     if args.dry_run:
         token_command = ["rdsiamkit", "token", "--host", target.token_host]
         token_command += ["--port", str(target.token_port), "--user", target.user]
@@ -261,16 +309,17 @@ def _run_connect(args: argparse.Namespace) -> int:  # noqa: RET503 - execve does
         if args.profile:
             token_command += ["--profile", args.profile]
         if args.json:
-            _print_json(args, {"argv": argv, "env": {"PGPASSWORD": "<IAM token>"}})
+            _print_json(args, {"argv": argv, "env": {"PGPASSWORD": "<IAM token>", **tls_env}})
         else:
             password = f'PGPASSWORD="$({shlex.join(token_command)})"'
-            print(f"{password} {shlex.join(argv)}", file=_out(args))
+            tls = " ".join(f"{k}={shlex.quote(v)}" for k, v in tls_env.items())
+            print(f"{password} {tls} {shlex.join(argv)}", file=_out(args))
         return ExitCode.OK
     executable = shutil.which(args.psql)
     if executable is None:
         raise ConfigurationError(f"cannot find {args.psql!r}: install psql or pass --psql PATH")
     issued = target.issue(_provider(args))
-    env = {**os.environ, "PGPASSWORD": issued.token}
+    env = {**os.environ, **tls_env, "PGPASSWORD": issued.token}
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(executable, argv, env)  # noqa: S606 - psql is the point; no shell involved

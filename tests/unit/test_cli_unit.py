@@ -94,7 +94,48 @@ def test_connect_dry_run_never_shows_a_token(capsys: pytest.CaptureFixture[str])
     )
     assert main(["connect", "--dry-run", "--json", "--host", ENDPOINT, "--user", "app"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["env"] == {"PGPASSWORD": "<IAM token>"} and data["argv"][0] == "psql"
+    assert data["env"]["PGPASSWORD"] == "<IAM token>" and data["argv"][0] == "psql"
+    assert data["env"]["PGSSLMODE"] == "verify-full"
+    assert data["argv"][1].startswith("--dbname=") and "sslmode=verify-full" in data["argv"][1]
+    assert main(["connect", "--json", "--host", ENDPOINT, "--user", "app"]) == ExitCode.USAGE
+
+
+@pytest.mark.parametrize(
+    "psql_args",
+    [
+        ["-d", "postgres"],
+        ["--dbname=postgres"],
+        ["-c", "select 1", "-Xd", "postgres"],
+        ["--host", "evil.example.com"],
+        ["-hevil.example.com"],
+        ["-p5433"],
+        ["--username", "other"],
+        ["-U", "other"],
+    ],
+)
+def test_connect_refuses_psql_arguments_that_go_elsewhere(
+    psql_args: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """psql -d/-h/-p/-U would send the token (PGPASSWORD) elsewhere: refused with exit 2."""
+    args = ["connect", "--dry-run", "--host", ENDPOINT, "--user", "app", "--", *psql_args]
+    assert main(args) == ExitCode.USAGE
+    assert "connect elsewhere" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "psql_args",
+    [
+        ["-c", "-d"],
+        ["--command", "-h"],
+        ["-v", "ON_ERROR_STOP=1", "-tAX", "-c", "select 1"],
+        ["-Pformat=unaligned", "-f", "-"],
+        ["--", "-d"],
+    ],
+)
+def test_connect_keeps_psql_arguments_that_stay(psql_args: list[str]) -> None:
+    """Option values that look like -d, and options that take values, are not refused."""
+    args = ["connect", "--dry-run", "--host", ENDPOINT, "--user", "app", "--", *psql_args]
+    assert main(args) == ExitCode.OK
 
 
 def test_connect_without_psql_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
