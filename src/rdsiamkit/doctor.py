@@ -34,6 +34,7 @@ import enum
 import ipaddress
 import json
 import logging
+import re
 import shlex
 import socket
 import ssl
@@ -83,7 +84,9 @@ log = logging.getLogger("rdsiamkit.doctor")
 _SSL_REQUEST = struct.pack("!II", 8, 80877103)
 # OpenSSL verify codes (X509_V_ERR_*) that mean "not signed by a CA you trust".
 _UNTRUSTED_CODES = frozenset({2, 18, 19, 20, 21})
-_HOSTNAME_MISMATCH = 62
+# X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH (host= is an address).
+_HOSTNAME_MISMATCH = frozenset({62, 64})
+_SIGNATURE_RE = re.compile(r"[0-9a-f]{64}")
 _CERT_EXPIRED = 10
 #: SigV4 accepts a request signed this far in the future (seconds); so does RDS.
 MAX_CLOCK_SKEW = 300.0
@@ -163,9 +166,12 @@ class Finding(str, enum.Enum):
     KERBEROS_CONFLICT = "kerberos_conflict"
     PASSWORD_SENT = "password_sent"  # noqa: S105
     TOKEN_EXPIRED = "token_expired"  # noqa: S105
+    TOKEN_DAMAGED = "token_damaged"  # noqa: S105
     CLOCK_SKEW = "clock_skew"
     LOGIN_REFUSED = "login_refused"
     LOGIN_FAILED = "login_failed"
+    #: The check itself broke (a bug, or input it could not handle): nothing is known.
+    CHECK_ERROR = "check_error"
 
 
 @attrs.frozen
@@ -203,6 +209,8 @@ class TokenFacts:
     service: str
     signed_at: dt.datetime
     expires: int
+    #: ``X-Amz-Signature`` is 64 hex digits (not cut short or altered).
+    signature_ok: bool
 
     @classmethod
     def parse(cls, text: str) -> TokenFacts | None:
@@ -226,12 +234,11 @@ class TokenFacts:
                 service=service,
                 signed_at=signed_at,
                 expires=int(query["X-Amz-Expires"]),
+                signature_ok=bool(_SIGNATURE_RE.fullmatch(query.get("X-Amz-Signature", ""))),
             )
         except (KeyError, ValueError):
             return None
-        if "X-Amz-Signature" not in query or not facts.host:
-            return None
-        return facts
+        return facts if facts.host else None
 
 
 @attrs.frozen
@@ -319,6 +326,8 @@ class _Facts:
     tls_ok: bool = False
     #: Credentials to sign fresh tokens with were found (and have not expired).
     credentials_ok: bool = False
+    #: How the credentials would be fetched, when only an AWS call (STS, SSO) can.
+    unresolved: str | None = None
     access_key_id: str | None = None
     principal_arn: str | None = None
     account_id: str | None = None
@@ -369,9 +378,13 @@ def diagnose(
     * ``token``: what the client sends as its password (a token, or not), to
       check that instead of a fresh one.
 
-    ``aws=False`` makes no AWS API call (STS, RDS, IAM); ``login=False`` skips
-    the final login.  ``timeout`` bounds each network step (seconds).
+    ``aws=False`` makes no AWS API call (STS, RDS, IAM): credentials that only
+    such a call resolves (an assumed role, SSO) are then not resolved, and the
+    fresh login is skipped.  ``login=False`` skips the final login.
+    ``timeout`` (seconds, > 0) bounds each network step.
     """
+    if not timeout > 0:
+        raise ConfigurationError(f"timeout must be a positive number of seconds, got {timeout!r}")
     doctor = _Doctor(
         conninfo=conninfo,
         kwargs=kwargs,
@@ -474,7 +487,10 @@ class _Doctor:
             except Exception as err:  # a diagnosis reports a broken check instead of dying
                 log.debug("doctor: check %s raised", name.value, exc_info=True)
                 check = Check(
-                    name, CheckStatus.WARN, f"the check itself failed: {type(err).__name__}: {err}"
+                    name,
+                    CheckStatus.FAIL,
+                    f"the check itself failed: {type(err).__name__}: {err}",
+                    finding=Finding.CHECK_ERROR,
                 )
             check = attrs.evolve(
                 check,
@@ -689,7 +705,15 @@ class _Doctor:
         try:
             session = self.provider.session()
             credentials = session.get_credentials()
+            if not self.aws and _needs_aws_call(credentials):
+                self.facts.unresolved = getattr(credentials, "method", None) or "a provider"
+                raise _NotCheckedError(
+                    f"credentials from {self.facts.unresolved} come from an AWS call (STS, "
+                    "SSO), which aws=False rules out"
+                )
             frozen = credentials.get_frozen_credentials() if credentials is not None else None
+        except _NotCheckedError:
+            raise
         except Exception as err:  # botocore raises many kinds here
             return Check(
                 CheckName.CREDENTIALS,
@@ -1172,6 +1196,8 @@ class _Doctor:
                 f"token`), or switch the user back: rdsiamkit switch {target.user} password",
                 finding=Finding.PASSWORD_SENT,
             )
+        if not sent.signature_ok:
+            return _damaged(CheckName.TOKEN)
         now = self.clock() + (offset or 0.0)
         age = now - sent.signed_at.timestamp()
         if age > sent.expires:
@@ -1233,6 +1259,11 @@ class _Doctor:
             raise _NotCheckedError("not attempted: TLS did not pass (see tls)")
         if self.token is not None:
             return self._login_with_sent(target, self.token)
+        if self.facts.unresolved is not None:
+            raise _NotCheckedError(
+                f"not attempted: signing needs the credentials from {self.facts.unresolved}, "
+                "which only an AWS call resolves (aws=False)"
+            )
         try:
             issued = self._fresh(target)
         except (CredentialsError, ConfigurationError) as err:
@@ -1277,7 +1308,16 @@ class _Doctor:
             )
         if "password authentication failed" in message:
             return _password_checked(target, message)
-        if not is_auth_failure(err) or not self.facts.credentials_ok:
+        if not isinstance(err, psycopg.OperationalError) or not is_auth_failure(err):
+            return Check(
+                CheckName.LOGIN,
+                CheckStatus.FAIL,
+                f"cannot log in: {message}",
+                finding=Finding.LOGIN_FAILED,
+            )
+        if not self.facts.sent.signature_ok:
+            return _damaged(CheckName.LOGIN)
+        if not self.facts.credentials_ok:
             return Check(
                 CheckName.LOGIN,
                 CheckStatus.FAIL,
@@ -1298,7 +1338,8 @@ class _Doctor:
                 CheckStatus.FAIL,
                 f"the token given was refused ({message}) while a fresh one for the same "
                 f"target, signed by the same key {sent.access_key_id}, logs in: the token given "
-                f"is stale (signed {age:.0f} s ago); the server no longer accepts it",
+                f"is stale (signed {age:.0f} s ago) or was altered; the server no longer "
+                "accepts it",
                 fix="mint a fresh token for every new connection (rdsiamkit.connect does); "
                 "never store tokens",
                 finding=Finding.TOKEN_EXPIRED,
@@ -1340,10 +1381,32 @@ class _Doctor:
 # -- helpers ---------------------------------------------------------------------------------
 
 
+def _needs_aws_call(credentials: object) -> bool:
+    """Credentials botocore fetches on first use (assumed roles, SSO) and has not yet."""
+    from botocore.credentials import DeferredRefreshableCredentials  # noqa: PLC0415
+
+    return (
+        isinstance(credentials, DeferredRefreshableCredentials)
+        and getattr(credentials, "_frozen_credentials", None) is None
+    )
+
+
+def _damaged(name: CheckName) -> Check:
+    return Check(
+        name,
+        CheckStatus.FAIL,
+        "the token given is damaged: its X-Amz-Signature is not 64 hex digits, so it was cut "
+        "short or altered on the way (clients and PAM stacks that cap passwords, e.g. at 511 "
+        "bytes, truncate the 1.2-2 kB tokens of temporary credentials)",
+        fix="pass the whole token; check the client's password length limit",
+        finding=Finding.TOKEN_DAMAGED,
+    )
+
+
 def _tls_verify_failure(err: ssl.SSLCertVerificationError, host: str, rootcert: str) -> Check:
     code = err.verify_code
     detail = err.verify_message or str(err)
-    if code == _HOSTNAME_MISMATCH:
+    if code in _HOSTNAME_MISMATCH:
         return Check(
             CheckName.TLS,
             CheckStatus.FAIL,

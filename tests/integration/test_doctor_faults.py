@@ -255,6 +255,53 @@ def test_fault_iam_auth_disabled(
     assert diagnosis.check(CheckName.CREDENTIALS).status is CheckStatus.PASS
 
 
+def test_truncated_token_is_damaged_not_stale(
+    rds_emulator: RdsIamEmulator, creds: FakeCredentials, user_factory: Callable[..., str]
+) -> None:
+    """A token cut short (password length caps) is named damaged, not expired."""
+    user = user_factory(iam=True)
+    diagnosis = offline(rds_emulator, creds, user, token=sign(rds_emulator, creds, user)[:-10])
+    failed = diagnosis.failed
+    assert failed is not None and (failed.name, failed.finding) == (
+        CheckName.TOKEN,
+        Finding.TOKEN_DAMAGED,
+    ), str(diagnosis)
+    assert diagnosis.check(CheckName.LOGIN).finding is Finding.TOKEN_DAMAGED
+
+
+def test_accepted_token_with_a_missing_database_is_not_a_refusal(
+    rds_emulator: RdsIamEmulator, creds: FakeCredentials, user_factory: Callable[..., str]
+) -> None:
+    """The server took the token but the database does not exist: login_failed, not refused."""
+    user = user_factory(iam=True)
+    token = sign(rds_emulator, creds, user)
+    diagnosis = diagnose(
+        **options(rds_emulator, user, dbname="no_such_db"),
+        session=creds.boto3_session(region=rds_emulator.region),
+        aws=False,
+        token=token,
+    )
+    login = diagnosis.check(CheckName.LOGIN)
+    assert (login.status, login.finding) == (CheckStatus.FAIL, Finding.LOGIN_FAILED)
+    assert "no_such_db" in login.reason and "refused" not in login.reason
+
+
+def test_dialling_an_ip_address_is_a_hostname_mismatch(
+    rds_emulator: RdsIamEmulator, creds: FakeCredentials, user_factory: Callable[..., str]
+) -> None:
+    """host=127.0.0.1 (a tunnel without hostaddr=): OpenSSL's IP mismatch is named as such."""
+    user = user_factory(iam=True)
+    info = options(rds_emulator, user, host="127.0.0.1")
+    info.pop("hostaddr")
+    diagnosis = diagnose(
+        **info,
+        token_host=rds_emulator.endpoint,
+        session=creds.boto3_session(region=rds_emulator.region),
+        aws=False,
+    )
+    assert diagnosis.check(CheckName.TLS).finding is Finding.HOSTNAME_MISMATCH, str(diagnosis)
+
+
 FAULTS = 9
 
 

@@ -129,7 +129,9 @@ def test_token_facts_read_a_botocore_token() -> None:
     assert facts is not None
     assert (facts.host, facts.port, facts.user) == (ENDPOINT, 6543, "u1")
     assert (facts.access_key_id, facts.region, facts.service) == (KEY, "us-east-1", "rds-db")
-    assert facts.expires == 900
+    assert facts.expires == 900 and facts.signature_ok
+    cut = TokenFacts.parse(token_for(port=6543, user="u1")[:-10])
+    assert cut is not None and not cut.signature_ok
     assert abs((dt.datetime.now(dt.timezone.utc) - facts.signed_at).total_seconds()) < 60
     assert "Signature" not in repr(facts)
 
@@ -343,3 +345,50 @@ def test_policy_is_not_simulated_for_someone_elses_token(closed_port: int) -> No
     check = diagnosis.check("policy")
     assert check.status is CheckStatus.SKIPPED
     assert "AKIAOTHERSIGNER00001" in check.reason and "principal_arn" in check.reason
+
+
+def test_timeout_must_be_positive() -> None:
+    """A zero or negative timeout is bad input, not a false 'unreachable'."""
+    from rdsiamkit.errors import ConfigurationError
+
+    for timeout in (0, -1.0):
+        with pytest.raises(ConfigurationError, match="timeout must be a positive"):
+            run(5432, timeout=timeout)
+
+
+def test_a_crashing_check_fails_the_diagnosis(
+    closed_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A check that raises is a FAIL (check_error): the diagnosis cannot say all is well."""
+    from rdsiamkit import doctor
+
+    def boom(self: Any) -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(doctor._Doctor, "check_dns", boom)
+    diagnosis = run(closed_port)
+    check = diagnosis.check("dns")
+    assert (check.status, check.finding) == (CheckStatus.FAIL, Finding.CHECK_ERROR)
+    assert not diagnosis.ok and "boom" in check.reason
+
+
+def test_offline_leaves_assumed_role_credentials_unresolved(
+    closed_port: int, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """aws=False with a role_arn profile makes no STS call: credentials and login are skipped."""
+    config = tmp_path / "config"
+    config.write_text(
+        "[profile base]\naws_access_key_id = AKIAEXAMPLE000000001\n"
+        "aws_secret_access_key = secret\n"
+        "[profile role]\nrole_arn = arn:aws:iam::123456789012:role/app\nsource_profile = base\n"
+    )
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+
+    def no_network(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the doctor made a network call with aws=False")
+
+    monkeypatch.setattr("botocore.endpoint.Endpoint.make_request", no_network)
+    diagnosis = run(closed_port, session=boto3.Session(profile_name="role"), login=True)
+    check = diagnosis.check("credentials")
+    assert check.status is CheckStatus.SKIPPED and "assume-role" in check.reason
+    assert diagnosis.check("login").status is CheckStatus.SKIPPED
