@@ -29,6 +29,7 @@ import os
 import shlex
 import shutil
 import sys
+import urllib.error
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -344,6 +345,8 @@ def _run_status(args: argparse.Namespace) -> int:
     from rdsiamkit.authmode import auth_status  # noqa: PLC0415
     from rdsiamkit.explore import list_users, summarize  # noqa: PLC0415
 
+    if args.users and (args.aws or args.all_roles):
+        raise ConfigurationError("--aws and --all-roles list every user: give no USER with them")
     with _admin_connection(args) as conn:
         if args.users:
             statuses = [auth_status(conn, user) for user in args.users]
@@ -354,7 +357,13 @@ def _run_status(args: argparse.Namespace) -> int:
             return ExitCode.OK
         if args.aws:
             session = _provider(args).session()
-            summary = summarize(conn, session=session, region=args.region, target=args.host)
+            summary = summarize(
+                conn,
+                session=session,
+                region=args.region,
+                target=args.host,
+                include_nologin=args.all_roles,
+            )
             if args.json:
                 _print_json(args, {**summary.to_dict(), "users": summary.users.to_dicts()})
             else:
@@ -515,14 +524,8 @@ class _Progress:
 def _run_plan(args: argparse.Namespace) -> int:
     from rdsiamkit.authmode import plan_auth_modes  # noqa: PLC0415
 
-    if args.file == "-":
-        text, name = sys.stdin.read(), "<stdin>"
-    else:
-        try:
-            text, name = Path(args.file).read_text(encoding="utf-8"), args.file
-        except OSError as err:
-            raise ConfigurationError(f"cannot read {args.file}: {err}") from err
-    wanted = read_plan_file(text, name=name)
+    name = "<stdin>" if args.file == "-" else args.file
+    wanted = read_plan_file(_read_text(args.file), name=name)
     if not wanted:
         raise ConfigurationError(f"{name}: no 'user,mode' lines")
     with _admin_connection(args) as conn:
@@ -629,12 +632,14 @@ def _configure_policy(parser: argparse.ArgumentParser) -> None:
 
 
 def _read_text(path: str) -> str:
-    if path == "-":
-        return sys.stdin.read()
+    """A UTF-8 text file (``-``: stdin), without the byte-order mark Excel and others add."""
     try:
-        return Path(path).read_text(encoding="utf-8")
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigurationError(f"cannot read {path}: it is not UTF-8 text ({err})") from err
     except OSError as err:
         raise ConfigurationError(f"cannot read {path}: {err}") from err
+    return text.removeprefix("\ufeff")
 
 
 def _run_policy(args: argparse.Namespace) -> int:
@@ -856,8 +861,14 @@ _EXIT_CODES: tuple[tuple[type[BaseException], ExitCode], ...] = (
 )
 
 
+# What a failed download of the CA bundle is caused by (a missing file is a usage error).
+_NETWORK_ERRORS = (urllib.error.URLError, TimeoutError, ConnectionError)
+
+
 def exit_code_for(err: BaseException) -> ExitCode:
     """The documented exit code for an error a command raised."""
+    if isinstance(err, CABundleError) and isinstance(err.__cause__, _NETWORK_ERRORS):
+        return ExitCode.CONNECT
     for cls, code in _EXIT_CODES:
         if isinstance(err, cls):
             return code
@@ -873,6 +884,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rdsiamkit: interrupted", file=sys.stderr)
         return ExitCode.INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, and keep the interpreter's final
+        # flush of stdout from failing again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return ExitCode.FAILED
     except (RdsIamError, psycopg.Error) as err:
         code = exit_code_for(err)
         print(f"rdsiamkit {args.command}: error: {err}", file=sys.stderr)

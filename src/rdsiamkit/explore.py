@@ -402,15 +402,17 @@ def summarize(
     session: boto3.Session | None = None,
     region: str | None = None,
     target: str | None = None,
+    include_nologin: bool = False,
 ) -> ClusterSummary:
     """The database view of ``conn``'s cluster plus, with ``aws``, what AWS says about it.
 
+    The users are :func:`list_users`'s (``include_nologin`` as there).
     ``target`` is what to look up in AWS (endpoint or identifier); by default
     the host ``conn`` is connected to.  AWS trouble (no credentials, access
     denied, not found) does not fail the summary: :attr:`ClusterSummary.aws_error`
     says what went wrong.
     """
-    users = list_users(conn)
+    users = list_users(conn, include_nologin=include_nologin)
     host = conn.info.host
     try:
         with conn.cursor(row_factory=tuple_row) as cur:

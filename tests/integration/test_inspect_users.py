@@ -119,7 +119,7 @@ def test_ten_thousand_roles_in_one_query(
 
 
 def test_summary_combines_database_and_aws_views(rds_emulator: RdsIamEmulator) -> None:
-    """summarize() reads moto's cluster behind the endpoint; without AWS it says why."""
+    """summarize() reads moto's cluster behind the endpoint; offline it says why; NOLOGIN on ask."""
     creds = rds_emulator.add_credentials()
     with mock_aws(), rds_emulator.connect_admin() as conn:
         session = creds.boto3_session(region=rds_emulator.region)
@@ -133,6 +133,8 @@ def test_summary_combines_database_and_aws_views(rds_emulator: RdsIamEmulator) -
         )
         summary = summarize(conn, session=session)
         offline = summarize(conn, aws=False)
+        every_role = summarize(conn, aws=False, include_nologin=True)
+    assert every_role.users.get("pg_monitor") is not None and summary.users.get("pg_monitor") is None
     assert summary.aws is not None and summary.aws.iam_auth_enabled
     assert summary.aws.identifier == "demo" and summary.aws_error is None
     data = summary.to_dict()

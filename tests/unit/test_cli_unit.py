@@ -21,8 +21,10 @@ from rdsiamkit.errors import (
     UserNotFoundError,
     VerificationFailedError,
 )
+from rdsiamkit.policy import connect_policy
 
 ENDPOINT = "demo.cluster-c1a2b3c4d5e6.us-east-1.rds.amazonaws.com"
+ARN_FOR_APP = "arn:aws:rds-db:us-east-1:123456789012:dbuser:cluster-ABCDEFGHIJKLMNOPQRSTUVWXYZ/app"
 RESOURCE_ID = "cluster-ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 ARN = f"arn:aws:rds-db:us-east-1:123456789012:dbuser:{RESOURCE_ID}/app"
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -251,6 +253,64 @@ def test_progress_bar_lines_when_not_a_tty() -> None:
 def test_exit_codes(error: BaseException, code: ExitCode) -> None:
     """Each error class maps to its documented exit code."""
     assert exit_code_for(error) is code
+
+
+def test_failed_ca_download_is_a_connect_failure() -> None:
+    """A CA bundle that cannot be downloaded exits 4; one that cannot be read exits 2."""
+    import urllib.error
+
+    from rdsiamkit.errors import CABundleError
+
+    def caused(cause: BaseException) -> CABundleError:
+        try:
+            raise CABundleError("x") from cause
+        except CABundleError as err:
+            return err
+
+    assert exit_code_for(caused(urllib.error.URLError("no route"))) is ExitCode.CONNECT
+    assert exit_code_for(caused(TimeoutError())) is ExitCode.CONNECT
+    assert exit_code_for(caused(FileNotFoundError())) is ExitCode.USAGE
+
+
+def test_plan_and_policy_files_not_utf8_or_with_a_bom(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """UTF-16 input is a clean usage error; a UTF-8 byte-order mark is ignored."""
+    utf16 = tmp_path / "plan.csv"
+    utf16.write_text("user,mode\napp,iam\n", encoding="utf-16")
+    assert main(["plan", str(utf16), "--host", ENDPOINT, "--user", "admin"]) == ExitCode.USAGE
+    assert "not UTF-8" in capsys.readouterr().err
+    policy = tmp_path / "policy.json"
+    policy.write_text(json.dumps(connect_policy(ARN_FOR_APP)), encoding="utf-8-sig")
+    assert main(["policy", "check", "--policy", str(policy), ARN_FOR_APP]) == ExitCode.OK
+
+
+def test_status_refuses_flags_it_cannot_honour_for_named_users(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`status USER --aws` / `--all-roles` would ignore the flag: a usage error instead."""
+    for flag in ("--aws", "--all-roles"):
+        assert main(["status", "app", flag, "--host", ENDPOINT, "--user", "admin"]) == 2
+        assert "give no USER" in capsys.readouterr().err
+
+
+def test_broken_pipe_ends_quietly() -> None:
+    """`rdsiamkit policy build ... | head -1` stops without a traceback."""
+    import subprocess
+    import sys
+
+    arns = [f"{ARN_FOR_APP[:-3]}user{i}" for i in range(3000)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rdsiamkit", "policy", "build", *arns],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.readline()
+    proc.stdout.close()
+    errors = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == ExitCode.FAILED
+    assert "Traceback" not in errors and "BrokenPipe" not in errors
 
 
 def test_doctor_exits_1_on_a_failed_check(capsys: pytest.CaptureFixture[str]) -> None:
