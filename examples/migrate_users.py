@@ -19,7 +19,8 @@ credential chain (``--profile``, ``AWS_PROFILE``, ...)::
         svc_orders svc_billing report_ro            # dry run
     ... --apply                                     # do it
 
-Exit status: 0 all users are on IAM, 1 failure (rolled back), 2 some users were refused.
+Exit status with --apply: 0 all users are on IAM, 1 failure (rolled back), 2 some users were
+refused. A dry run exits 0.
 """
 
 from __future__ import annotations
