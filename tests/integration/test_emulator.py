@@ -366,7 +366,7 @@ def test_verifier_error_fails_closed(
     def broken(user: str, token: str) -> object:
         raise RuntimeError("verifier bug")
 
-    monkeypatch.setattr(rds_emulator._gate, "decide", broken)
+    monkeypatch.setattr(rds_emulator._gate, "judge", broken)
     assert PAM_FAILED in refused(rds_emulator, iam_user, token)
     monkeypatch.undo()
     assert login(rds_emulator, iam_user, token) == iam_user

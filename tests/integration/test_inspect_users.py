@@ -134,7 +134,9 @@ def test_summary_combines_database_and_aws_views(rds_emulator: RdsIamEmulator) -
         summary = summarize(conn, session=session)
         offline = summarize(conn, aws=False)
         every_role = summarize(conn, aws=False, include_nologin=True)
-    assert every_role.users.get("pg_monitor") is not None and summary.users.get("pg_monitor") is None
+    assert (
+        every_role.users.get("pg_monitor") is not None and summary.users.get("pg_monitor") is None
+    )
     assert summary.aws is not None and summary.aws.iam_auth_enabled
     assert summary.aws.identifier == "demo" and summary.aws_error is None
     data = summary.to_dict()

@@ -9,6 +9,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -57,14 +58,16 @@ class RecordingGate(IamGate):
             port=1,
             registry=CredentialRegistry(),
             log=AuthLog(),
-            arn_for=str,
+            arn_prefix="arn:aws:rds-db:us-east-1:123456789012:dbuser:cluster-X/",
             max_token_age=900.0,
             max_clock_skew=300.0,
         )
         self.seen: list[tuple[str, int]] = []
+        self.delay = 0.0
 
-    def decide(self, user: str, token: str) -> AuthEvent:
+    def judge(self, user: str, token: str) -> AuthEvent:
         self.seen.append((user, len(token)))
+        time.sleep(self.delay)
         outcome = None if token == "open-sesame" else AuthFailureReason.MALFORMED
         return AuthEvent(0.0, user, None, None, outcome)
 
@@ -108,6 +111,22 @@ def test_verifier_socket_drops_malformed_requests(
     server, gate = verifier
     assert ask(server.path, payload) == b""
     assert gate.seen == []
+
+
+def test_verifier_records_what_the_client_got(
+    verifier: tuple[VerifierServer, RecordingGate], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Events are recorded after answering; an acceptance past the deadline is a refusal."""
+    from rdsiamkit.testing import verifier as verifier_module
+
+    server, gate = verifier
+    assert ask(server.path, frame(b"app") + frame(b"open-sesame")) == frame(b"OK")
+    assert gate.log.events()[-1].ok
+    monkeypatch.setattr(verifier_module, "_ANSWER_DEADLINE", 0.05)
+    gate.delay = 0.1
+    assert ask(server.path, frame(b"app") + frame(b"open-sesame")) == frame(b"NO")
+    late = gate.log.events()[-1]
+    assert late.outcome is AuthFailureReason.TIMEOUT and "decided after" in late.detail
 
 
 def test_verifier_close_removes_the_socket(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from rdsiamkit.errors import ConfigurationError
 from rdsiamkit.testing.credentials import (
     CredentialRegistry,
     FakeCredentials,
+    KeyView,
     arn_matches,
     generate_credentials,
 )
@@ -53,7 +54,7 @@ def gate(registry: CredentialRegistry, tmp_path: Path) -> IamGate:
         port=PORT,
         registry=registry,
         log=log,
-        arn_for=arn,
+        arn_prefix=arn(""),
         max_token_age=900.0,
         max_clock_skew=300.0,
     )
@@ -125,19 +126,24 @@ def test_registry_lookup_revoke_and_policies(registry: CredentialRegistry) -> No
     """Registered keys resolve; policies replace and reset; revoked keys vanish."""
     creds = generate_credentials(account_id=ACCOUNT)
     registry.add(creds, allowed_arns=[arn("app")])
-    secret = registry.secret(creds.access_key_id)
-    assert secret is not None and secret.secret_access_key == creds.secret_access_key
-    assert registry.allows(creds.access_key_id, arn("app"))
-    assert not registry.allows(creds.access_key_id, arn("other"))
+
+    def view() -> KeyView:
+        found = registry.view(creds.access_key_id)
+        assert found is not None
+        return found
+
+    assert view().secret.secret_access_key == creds.secret_access_key
+    assert view().allows(arn("app")) and not view().allows(arn("other"))
     registry.set_policy(creds.access_key_id, None)
-    assert registry.allows(creds.access_key_id, arn("other"))
+    assert view().allows(arn("other"))
     registry.set_policy(creds.access_key_id, [])
-    assert not registry.allows(creds.access_key_id, arn("app"))
+    assert not view().allows(arn("app"))
     registry.reset_policies()
-    assert registry.allows(creds.access_key_id, arn("app"))
+    snapshot = view()
+    registry.set_policy(creds.access_key_id, [])
+    assert snapshot.allows(arn("app")), "a view is a snapshot"
     registry.revoke(creds.access_key_id)
-    assert registry.secret(creds.access_key_id) is None
-    assert not registry.allows(creds.access_key_id, arn("app"))
+    assert registry.view(creds.access_key_id) is None
 
 
 def test_registry_rejects_unknown_keys_and_string_policies(registry: CredentialRegistry) -> None:
@@ -168,19 +174,15 @@ def test_gate_accepts_and_refuses_with_reasons(gate: IamGate, registry: Credenti
     ]
 
 
-def test_gate_refuses_users_that_make_no_valid_arn(
-    gate: IamGate, registry: CredentialRegistry
-) -> None:
-    """With a policy, a user name no ARN can hold (contains '/') is simply not authorized."""
+def test_gate_matches_any_user_name_like_iam(gate: IamGate, registry: CredentialRegistry) -> None:
+    """Users like 'a/b' or 'sp ' are matched as prefix + name: '*' allows them, 'app' not."""
     creds = generate_credentials(account_id=ACCOUNT)
-    registry.add(creds, allowed_arns=[arn("*")])
-
-    def strict_arn(user: str) -> str:
-        if "/" in user:
-            raise ConfigurationError("no '/' in a db user")
-        return arn(user)
-
-    gate._arn_for = strict_arn
+    registry.add(creds)
+    for user in ("a/b", "sp "):
+        assert gate.decide(user, token(creds, user)).ok, user
+    registry.set_policy(creds.access_key_id, [arn("*")])
+    assert gate.decide("a/b", token(creds, "a/b")).ok
+    registry.set_policy(creds.access_key_id, [arn("app")])
     assert gate.decide("a/b", token(creds, "a/b")).outcome is AuthFailureReason.NOT_AUTHORIZED
 
 

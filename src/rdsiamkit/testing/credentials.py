@@ -24,7 +24,13 @@ from rdsiamkit.testing.sigv4 import SigningSecret
 if TYPE_CHECKING:
     import boto3
 
-__all__ = ["CredentialRegistry", "FakeCredentials", "arn_matches", "generate_credentials"]
+__all__ = [
+    "CredentialRegistry",
+    "FakeCredentials",
+    "KeyView",
+    "arn_matches",
+    "generate_credentials",
+]
 
 #: STS session tokens seen in the wild run from ~400 bytes to over 2 kB; 1.5 kB
 #: makes the auth token cross the 1.2 kB mark where naive PAM setups break.
@@ -168,17 +174,28 @@ class CredentialRegistry:
             for entry in self._entries.values():
                 entry.policy = entry.initial_policy
 
-    def secret(self, access_key_id: str) -> SigningSecret | None:
-        """What the SigV4 verifier needs for ``access_key_id``, or None if unknown."""
-        with self._lock:
-            entry = self._entries.get(access_key_id)
-        if entry is None:
-            return None
-        creds = entry.credentials
-        return SigningSecret(creds.secret_access_key, creds.session_token)
+    def view(self, access_key_id: str) -> KeyView | None:
+        """The key's secret and policy as of one moment, or None if unknown.
 
-    def allows(self, access_key_id: str, arn: str) -> bool:
-        """True when the key has no policy or its policy matches ``arn``."""
+        One snapshot serves a whole login decision, so a key revoked or re-scoped
+        meanwhile cannot be judged half by its old state and half by its new.
+        """
         with self._lock:
             entry = self._entries.get(access_key_id)
-        return entry is not None and (entry.policy is None or arn_matches(arn, entry.policy))
+            if entry is None:
+                return None
+            creds, policy = entry.credentials, entry.policy
+        return KeyView(SigningSecret(creds.secret_access_key, creds.session_token), policy)
+
+
+@attrs.frozen
+class KeyView:
+    """A registered key as one login decision sees it."""
+
+    secret: SigningSecret
+    #: Allowed ARN patterns; ``None``: no policy check.
+    policy: tuple[str, ...] | None
+
+    def allows(self, arn: str) -> bool:
+        """True when there is no policy or it matches ``arn``."""
+        return self.policy is None or arn_matches(arn, self.policy)

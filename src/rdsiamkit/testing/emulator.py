@@ -155,7 +155,8 @@ def _sweep_stale_instances() -> None:
             continue
         with contextlib.suppress(OSError, ValueError, IndexError):
             pid = int((base / "data" / "postmaster.pid").read_text().split()[0])
-            if b"postgres" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            # Only the postmaster of that data directory: the pid may have been reused.
+            if str(base / "data").encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
                 os.kill(pid, signal.SIGQUIT)
                 logger.info("stopped PostgreSQL pid %s of a dead emulator (pid %s)", pid, owner)
         shutil.rmtree(base, ignore_errors=True)
@@ -191,7 +192,7 @@ class RdsIamEmulator:
 
     Use it as a context manager or call :meth:`start` / :meth:`stop`.  Needs
     root (to install a PAM service in ``/etc/pam.d``), PostgreSQL server
-    binaries (12-15) and a C compiler with the PAM headers.  Credentials,
+    binaries (14-15) and a C compiler with the PAM headers.  Credentials,
     policies, token age, clock skew and the IAM rate limit can be changed at
     any time and apply to the next login.
     """
@@ -221,7 +222,8 @@ class RdsIamEmulator:
         self.resource_id = resource_id or _default_resource_id(account_id, region, cluster_id)
         self.master_user = master_user
         self.master_password = secrets.token_urlsafe(24)
-        self.db_user_arn("probe")  # account id and resource id must make a valid ARN
+        # Account and resource id must make a valid ARN; IAM checks "prefix + user".
+        arn_prefix = self.db_user_arn("probe").removesuffix("probe")
         self._pg_bindir = pg_bindir
         self._cache_dir = Path(cache_dir) if cache_dir is not None else None
         self._defaults = (float(max_token_age), float(max_clock_skew))
@@ -233,7 +235,7 @@ class RdsIamEmulator:
             port=0,
             registry=self._registry,
             log=self._log,
-            arn_for=self.db_user_arn,
+            arn_prefix=arn_prefix,
             max_token_age=max_token_age,
             max_clock_skew=max_clock_skew,
         )

@@ -55,7 +55,9 @@ _INITDB_ARGS = (
 #: granting a role needs ADMIN OPTION on it, which would make the master user
 #: a member of rds_iam (and so an IAM-only user) — RDS patches the server for
 #: that, a stock build cannot.
-SUPPORTED_MAJORS = range(12, 16)
+# 12 and 13 read a password message of at most 1,000 bytes (PostgreSQL 14 lifted that), so
+# no temporary-credential token (1.2-2 kB) could log in; RDS patched it, stock servers not.
+SUPPORTED_MAJORS = range(14, 16)
 
 
 def cache_dir() -> Path:

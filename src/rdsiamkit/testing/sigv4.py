@@ -90,6 +90,8 @@ class AuthFailureReason(str, enum.Enum):
     WRONG_REGION = "wrong_region"
     WRONG_SERVICE = "wrong_service"
     RATE_LIMITED = "rate_limited"
+    #: Accepted too late, or the answer could not be delivered: the client was refused.
+    TIMEOUT = "timeout"
 
 
 class TokenFormatError(ValueError):

@@ -23,15 +23,15 @@ import struct
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from pathlib import Path
 from typing import IO
 
 import attrs
 
 from rdsiamkit.errors import ConfigurationError, EmulatorError
-from rdsiamkit.testing.credentials import CredentialRegistry
-from rdsiamkit.testing.sigv4 import MAX_TOKEN_LENGTH, AuthFailureReason, verify_token
+from rdsiamkit.testing.credentials import CredentialRegistry, KeyView
+from rdsiamkit.testing.sigv4 import MAX_TOKEN_LENGTH, AuthFailureReason, SigningSecret, verify_token
 
 __all__ = ["AuthEvent", "AuthLog", "IamGate", "VerifierServer"]
 
@@ -41,6 +41,9 @@ _LENGTH = struct.Struct(">I")
 #: PostgreSQL role names are at most 63 bytes; leave room for multibyte slop.
 _MAX_USER_BYTES = 1024
 _REQUEST_TIMEOUT = 5.0
+# An acceptance decided later than this is recorded (and answered) as a refusal: the PAM
+# module stops waiting after _REQUEST_TIMEOUT, so the client would not have been let in.
+_ANSWER_DEADLINE = _REQUEST_TIMEOUT - 1.0
 _MAX_EVENTS = 100_000
 ACCEPT = b"OK"
 REFUSE = b"NO"
@@ -170,7 +173,7 @@ class IamGate:
         port: int,
         registry: CredentialRegistry,
         log: AuthLog,
-        arn_for: Callable[[str], str],
+        arn_prefix: str,
         max_token_age: float,
         max_clock_skew: float,
     ) -> None:
@@ -180,7 +183,8 @@ class IamGate:
         self.port = port
         self.registry = registry
         self.log = log
-        self._arn_for = arn_for
+        #: ``arn:…:dbuser:RESOURCE_ID/``: IAM matches ``prefix + user`` whatever the user's name.
+        self._arn_prefix = arn_prefix
         self._limiter = _RateLimiter()
         self._probed = threading.Event()
         self._max_token_age = _positive("max_token_age", max_token_age)
@@ -218,6 +222,12 @@ class IamGate:
 
     def decide(self, user: str, token: str) -> AuthEvent:
         """Check one login, record it and return the event."""
+        event = self.judge(user, token)
+        self.record(event)
+        return event
+
+    def judge(self, user: str, token: str) -> AuthEvent:
+        """Check one login without recording it (see :meth:`record`)."""
         if user == PROBE_USER:
             self._probed.set()
             return AuthEvent(time.time(), user, None, None, AuthFailureReason.MALFORMED)
@@ -227,26 +237,39 @@ class IamGate:
             )
         else:
             now = time.time()
+            views: dict[str, KeyView] = {}
+
+            def lookup(access_key_id: str) -> SigningSecret | None:
+                view = self.registry.view(access_key_id)
+                if view is None:
+                    return None
+                views[access_key_id] = view
+                return view.secret
+
             verdict = verify_token(
                 token,
                 user=user,
                 region=self.region,
                 hosts=self.hosts,
                 port=self.port,
-                lookup=self.registry.secret,
+                lookup=lookup,
                 now=now,
                 max_token_age=self._max_token_age,
                 max_clock_skew=self._max_clock_skew,
             )
             outcome, detail = verdict.outcome, verdict.detail
             if verdict.ok and verdict.access_key_id is not None:
-                arn = self._arn_or_none(user)
-                if arn is None or not self.registry.allows(verdict.access_key_id, arn):
+                arn = self._arn_prefix + user
+                if not views[verdict.access_key_id].allows(arn):
                     outcome = AuthFailureReason.NOT_AUTHORIZED
-                    detail = f"no policy of the key allows rds-db:connect on {arn or user!r}"
+                    detail = f"no policy of the key allows rds-db:connect on {arn!r}"
             event = AuthEvent(
                 now, user, verdict.access_key_id, verdict.host, outcome, verdict.port, detail
             )
+        return event
+
+    def record(self, event: AuthEvent) -> None:
+        """Add ``event`` to the log (and the audit file)."""
         self.log.record(event)
         logger.log(
             logging.DEBUG if event.ok else logging.INFO,
@@ -257,13 +280,6 @@ class IamGate:
             "accepted" if event.ok else event.outcome,
             event.detail,
         )
-        return event
-
-    def _arn_or_none(self, user: str) -> str | None:
-        try:
-            return self._arn_for(user)
-        except ConfigurationError:
-            return None
 
 
 def _positive(name: str, value: float) -> float:
@@ -297,17 +313,31 @@ class _Handler(socketserver.StreamRequestHandler):
     timeout = _REQUEST_TIMEOUT
 
     def handle(self) -> None:
+        started = time.monotonic()
         try:
             user = _read_frame(self.rfile, _MAX_USER_BYTES).decode("utf-8")
             token = _read_frame(self.rfile, MAX_TOKEN_LENGTH + 1).decode("utf-8")
         except (OSError, UnicodeDecodeError) as err:
             logger.warning("dropping a malformed PAM request: %s", err)
             return
+        gate = self.server.gate
         try:
-            answer = ACCEPT if self.server.gate.decide(user, token).ok else REFUSE
+            event: AuthEvent | None = gate.judge(user, token)
         except Exception:
             logger.exception("IAM decision failed; refusing the login")
-            answer = REFUSE
+            event = None
+        late = time.monotonic() - started
+        if event is not None and event.ok and late > _ANSWER_DEADLINE:
+            # The PAM module has given up (or is about to): the client was refused.
+            event = attrs.evolve(
+                event,
+                outcome=AuthFailureReason.TIMEOUT,
+                detail=f"decided after {late:.1f} s; the PAM module waits {_REQUEST_TIMEOUT} s",
+            )
+        # Recorded before answering: once the client has its answer, the event is there.
+        if event is not None:
+            gate.record(event)
+        answer = ACCEPT if event is not None and event.ok else REFUSE
         try:
             self.wfile.write(_LENGTH.pack(len(answer)) + answer)
         except OSError as err:
