@@ -269,7 +269,9 @@ class IamGate:
         return event
 
     def record(self, event: AuthEvent) -> None:
-        """Add ``event`` to the log (and the audit file)."""
+        """Add ``event`` to the log (and the audit file); the start-up probe is not logged."""
+        if event.user == PROBE_USER:
+            return
         self.log.record(event)
         logger.log(
             logging.DEBUG if event.ok else logging.INFO,
