@@ -271,7 +271,8 @@ def _psql_target_option(arguments: Sequence[str]) -> str | None:
             continue
         if argument.startswith("--"):
             name, has_value, _ = argument[2:].partition("=")
-            if name in _PSQL_TARGET:
+            # getopt_long takes any unambiguous prefix: --db=x is --dbname=x.
+            if name and any(option.startswith(name) for option in _PSQL_TARGET):
                 return argument
             if name in _PSQL_LONG_WITH_VALUE and not has_value:
                 next(values, None)

@@ -107,6 +107,9 @@ def test_connect_dry_run_never_shows_a_token(capsys: pytest.CaptureFixture[str])
     [
         ["-d", "postgres"],
         ["--dbname=postgres"],
+        ["--db=postgres"],
+        ["--ho", "evil.example.com"],
+        ["--user=other"],
         ["-c", "select 1", "-Xd", "postgres"],
         ["--host", "evil.example.com"],
         ["-hevil.example.com"],
