@@ -743,9 +743,12 @@ class _Doctor:
         if left is None or left > 0:
             self.facts.credentials_ok = True
         if left is not None and left <= 0:
+            # Only this machine's problem when the token being checked is not theirs.
+            sent = self.facts.sent
+            theirs = sent is None or sent.access_key_id == key
             return Check(
                 CheckName.CREDENTIALS,
-                CheckStatus.FAIL,
+                CheckStatus.FAIL if theirs else CheckStatus.WARN,
                 f"the credentials of {key} ({source}) expired {-left:.0f} s ago",
                 fix="refresh them (aws sso login, re-assume the role)",
                 finding=Finding.CREDENTIALS_EXPIRED,

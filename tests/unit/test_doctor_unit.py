@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import boto3
+import botocore.credentials
 import pytest
 from botocore.stub import Stubber
 
@@ -392,3 +393,33 @@ def test_offline_leaves_assumed_role_credentials_unresolved(
     check = diagnosis.check("credentials")
     assert check.status is CheckStatus.SKIPPED and "assume-role" in check.reason
     assert diagnosis.check("login").status is CheckStatus.SKIPPED
+
+
+class ExpiredSession(StubSession):
+    """A session whose credentials expired a minute ago (as an unrefreshed role would be)."""
+
+    def get_credentials(self) -> Any:
+        frozen = botocore.credentials.ReadOnlyCredentials(KEY, SECRET, "session-token")
+
+        class Expired:
+            method = "assume-role"
+            _expiry_time = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=60)
+
+            def get_frozen_credentials(self) -> Any:
+                return frozen
+
+        return Expired()
+
+
+def test_expired_credentials_fail_unless_the_token_is_someone_elses(closed_port: int) -> None:
+    """Expired local credentials are the cause (FAIL), or a side note for another key's token."""
+    check = run(closed_port, session=ExpiredSession()).check("credentials")
+    assert (check.status, check.finding) == (CheckStatus.FAIL, Finding.CREDENTIALS_EXPIRED)
+    other = boto3.Session(
+        aws_access_key_id="AKIAOTHERSIGNER00001", aws_secret_access_key=SECRET
+    ).client("rds", region_name="us-east-1")
+    token = other.generate_db_auth_token(
+        DBHostname=ENDPOINT, Port=closed_port, DBUsername="app", Region="us-east-1"
+    )
+    side = run(closed_port, session=ExpiredSession(), token=token).check("credentials")
+    assert (side.status, side.finding) == (CheckStatus.WARN, Finding.CREDENTIALS_EXPIRED)
