@@ -459,7 +459,9 @@ def connect(
     conninfo: str = "", *, row_factory: RowFactory[Row], **kwargs: Any
 ) -> psycopg.Connection[Row]: ...
 @overload
-def connect(conninfo: str = "", **kwargs: Any) -> psycopg.Connection[TupleRow]: ...
+def connect(
+    conninfo: str = "", *, row_factory: None = None, **kwargs: Any
+) -> psycopg.Connection[TupleRow]: ...
 def connect(
     conninfo: str = "",
     *,
@@ -516,7 +518,9 @@ async def connect_async(
     conninfo: str = "", *, row_factory: AsyncRowFactory[Row], **kwargs: Any
 ) -> psycopg.AsyncConnection[Row]: ...
 @overload
-async def connect_async(conninfo: str = "", **kwargs: Any) -> psycopg.AsyncConnection[TupleRow]: ...
+async def connect_async(
+    conninfo: str = "", *, row_factory: None = None, **kwargs: Any
+) -> psycopg.AsyncConnection[TupleRow]: ...
 async def connect_async(
     conninfo: str = "",
     *,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import secrets
 import sys
 from collections.abc import Callable
-from typing import TextIO
+from typing import Any, TextIO
 
 import psycopg
 from psycopg.conninfo import make_conninfo
@@ -94,7 +94,7 @@ class _Demo:
     def token_works(self) -> str:
         credentials = self.emu.add_credentials()
         provider = TokenProvider(session=credentials.boto3_session(region=self.emu.region))
-        params = self.emu.conninfo(USER)
+        params: dict[str, Any] = dict(self.emu.conninfo(USER))
         del params["sslmode"]  # rdsiamkit.connect always uses verify-full
         with connect(**params, token_provider=provider) as conn:
             row = conn.execute("SELECT current_database(), current_user").fetchone()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from rdsiamkit.arn import DbUserArn, ResourceKind, db_user_arn
@@ -260,7 +260,14 @@ def test_round_trip(
     assert DbUserArn.parse(text) == arn
 
 
-@given(text=st.text())
+_segments = st.one_of(
+    st.sampled_from(["aws", "rds-db", "us-east-1", "123456789012", "dbuser", "*"]), st.text()
+)
+near_arns = st.lists(_segments, min_size=5, max_size=7).map(lambda ps: ":".join(["arn", *ps]))
+
+
+@given(text=st.one_of(st.text(), near_arns))
+@example(text="arn:aws:rds-db:us-east-1:123456789012:dbuser:cluster-ABCDEFGHIJKLMNOPQRSTUVWXYZ/app")
 def test_parse_only_raises_invalid_arn(text: str) -> None:
     """On arbitrary text parse returns a DbUserArn or raises InvalidArnError, nothing else."""
     try:

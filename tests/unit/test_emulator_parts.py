@@ -28,8 +28,6 @@ from rdsiamkit.testing.sigv4 import AuthFailureReason
 from rdsiamkit.testing.tunnel import TcpTunnel
 from rdsiamkit.testing.verifier import AuthEvent, AuthLog, IamGate, VerifierServer
 
-pytest_plugins = ["pytester"]
-
 
 def frame(data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + data

@@ -257,6 +257,7 @@ _FORMATS = {
 @example(text="a.b.c.d.us-east-1.rds.amazonaws.com")
 @example(text="x.cluster-.us-east-1.rds.amazonaws.com")
 @example(text="\u0130.c1a2b3c4d5e6.us-east-1.rds.amazonaws.com")
+@example(text="Demo.Cluster-C1A2B3C4D5E6.us-east-1.rds.amazonaws.com.")
 def test_parse_only_ever_raises_invalid_endpoint(text: str) -> None:
     """On arbitrary text parse returns an Endpoint or raises InvalidEndpointError, nothing else."""
     try:

@@ -36,7 +36,19 @@ db_users = st.text(
 ).filter(lambda u: u.isprintable() and u == u.strip() and len(u.encode()) <= 63)
 
 
-@given(region=anything, account_id=anything, resource_id=anything, db_user=anything)
+# Each part is valid or hostile on its own, so every validator is reached with hostile input.
+regions_or_not = st.one_of(st.sampled_from(["us-east-1", "cn-north-1", "us-gov-west-1"]), anything)
+accounts_or_not = st.one_of(st.just("123456789012"), anything)
+resources_or_not = st.one_of(resource_ids, st.just("prx-0123456789abcdef0"), anything)
+users_or_not = st.one_of(db_users, anything)
+
+
+@given(
+    region=regions_or_not,
+    account_id=accounts_or_not,
+    resource_id=resources_or_not,
+    db_user=users_or_not,
+)
 @example(region="us-east-1", account_id="123456789012", resource_id="*", db_user="app")
 @example(region="*", account_id="*", resource_id="cluster-*", db_user="a?")
 def test_any_parts_build_an_arn_or_raise_invalid_arn(

@@ -74,7 +74,20 @@ def test_nothing_below_verify_full_passes_without_the_opt_out(
     assert conninfo_to_dict(target.conninfo)["sslmode"] == chosen
 
 
-@given(conninfo=st.text(max_size=60), user=st.one_of(st.none(), values))
+# Conninfo strings libpq can parse, around the endpoint: most of them must build a Target.
+_pair_values = st.sampled_from(["app", "'a b'", "0", "5432", "verify-full", "require", "''", "x=y"])
+_pairs = st.lists(
+    st.tuples(
+        st.sampled_from(["dbname", "application_name", "connect_timeout", "port", "sslmode"]),
+        _pair_values,
+    ),
+    max_size=4,
+)
+well_formed = _pairs.map(lambda ps: " ".join([f"host={HOST}", *(f"{k}={v}" for k, v in ps)]))
+
+
+@given(conninfo=st.one_of(st.text(max_size=60), well_formed), user=st.one_of(st.none(), values))
+@example(conninfo=f"host={HOST} dbname=app application_name='a b'", user="u")
 @example(conninfo="host=a port=0x10", user="u")
 @example(conninfo=f"host={HOST} port=99999", user="u")
 @example(conninfo=f"host={HOST} password=secret", user="u")
@@ -87,8 +100,9 @@ def test_arbitrary_conninfo_builds_or_raises_configuration_errors(
         target = Target.build(conninfo, {"user": user})
     except (ConfigurationError, CABundleError):
         return
-    assert conninfo_to_dict(target.conninfo)["sslmode"] == "verify-full"
-    assert "password" not in target.params
+    parsed = conninfo_to_dict(target.conninfo)
+    assert parsed["sslmode"] == "verify-full" and "password" not in target.params
+    assert parsed["host"] == target.host and parsed["user"] == target.user
 
 
 @pytest.fixture(scope="module")

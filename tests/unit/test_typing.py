@@ -7,26 +7,31 @@ from pathlib import Path
 
 from mypy import api
 
+# assert_type, not annotated assignments: those would also accept Any.
 SNIPPET = """
 import psycopg
-from psycopg.rows import TupleRow, dict_row
+from psycopg.rows import DictRow, TupleRow, dict_row
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
+from typing_extensions import assert_type
 
 import rdsiamkit
 
 
 async def use() -> None:
     pool = rdsiamkit.create_pool(host="h", user="u")
-    p: ConnectionPool[psycopg.Connection[TupleRow]] = pool
+    assert_type(pool, ConnectionPool[psycopg.Connection[TupleRow]])
     apool = rdsiamkit.create_async_pool(host="h", user="u")
-    a: AsyncConnectionPool[psycopg.AsyncConnection[TupleRow]] = apool
+    assert_type(apool, AsyncConnectionPool[psycopg.AsyncConnection[TupleRow]])
     conn = rdsiamkit.connect(host="h", user="u")
-    c: psycopg.Connection[TupleRow] = conn
+    assert_type(conn, psycopg.Connection[TupleRow])
     dconn = rdsiamkit.connect(host="h", user="u", row_factory=dict_row)
-    d: psycopg.Connection[dict[str, object]] = dconn
+    assert_type(dconn, psycopg.Connection[DictRow])
     aconn = await rdsiamkit.connect_async(host="h", user="u")
-    ac: psycopg.AsyncConnection[TupleRow] = aconn
-    mode: rdsiamkit.AuthMode = rdsiamkit.AuthMode.IAM
+    assert_type(aconn, psycopg.AsyncConnection[TupleRow])
+    adconn = await rdsiamkit.connect_async(host="h", user="u", row_factory=dict_row)
+    assert_type(adconn, psycopg.AsyncConnection[DictRow])
+    mode: rdsiamkit.AuthMode = rdsiamkit.AuthMode.parse("iam")
+    assert_type(mode, rdsiamkit.AuthMode)
 """
 
 

@@ -20,10 +20,11 @@ import pytest
 if TYPE_CHECKING:
     from rdsiamkit.testing.emulator import RdsIamEmulator
 
-__all__ = ["rds_emulator", "rds_emulator_session"]
+__all__ = ["in_ci", "rds_emulator", "rds_emulator_session"]
 
 
-def _in_ci() -> bool:
+def in_ci() -> bool:
+    """True under ``CI`` = 1/true/yes/on: there a missing emulator is a failure, not a skip."""
     return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
@@ -35,7 +36,7 @@ def _start(emulator: RdsIamEmulator) -> None:
         emulator.start()
     except EmulatorError as err:
         message = f"the RDS IAM emulator cannot start: {err}"
-        if _in_ci():
+        if in_ci():
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
 
