@@ -312,11 +312,13 @@ def _check_service(service: str, params: Mapping[str, str]) -> None:
 
 
 def _forget_attempt(err: BaseException) -> None:
-    """Drop the failed attempt's connection from psycopg errors along ``err``'s chain.
+    """Drop what holds the token from the psycopg errors along ``err``'s chain.
 
-    psycopg keeps it on the error (``err.pgconn``) for inspection, password (the
-    token) included; the kit's errors chain to these errors.  psycopg drops it
-    the same way when it pickles an error.
+    psycopg keeps the failed attempt's connection on the error (``err.pgconn``),
+    password (the token) included, and the error's traceback holds the token in
+    the frames that connected (error reporters capture their locals); the kit's
+    errors chain to these errors.  psycopg itself drops the connection when it
+    pickles an error, and re-raises connection errors without a traceback.
     """
     seen: set[int] = set()
     error: BaseException | None = err
@@ -324,6 +326,7 @@ def _forget_attempt(err: BaseException) -> None:
         seen.add(id(error))
         if isinstance(error, psycopg.Error):
             error._pgconn = None
+            error.__traceback__ = None
         error = error.__cause__ or error.__context__
 
 

@@ -326,6 +326,11 @@ def test_no_secret_reaches_logs_errors_or_reprs(
     chained: BaseException | None = err
     while chained is not None:  # attributes too: psycopg keeps the attempt's PGconn
         texts += [repr(vars(chained)), repr(getattr(chained, "pgconn", None))]
+        frames = chained.__traceback__
+        while frames is not None:  # and the kit's locals, which error reporters capture
+            if frames.tb_frame.f_code.co_filename != __file__:  # this test keeps tokens
+                texts += [repr(v) for v in frames.tb_frame.f_locals.values()]
+            frames = frames.tb_next
         chained = chained.__cause__ or chained.__context__
     texts += [r.getMessage() for r in caplog.records]
     texts += [str(r.exc_info[1]) for r in caplog.records if r.exc_info]
