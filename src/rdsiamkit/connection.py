@@ -13,6 +13,7 @@ import os
 import shlex
 import threading
 from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import attrs
@@ -124,7 +125,9 @@ class Target:
             )
         service = params.get("service") or os.environ.get("PGSERVICE")
         if service:
-            _check_service(service, params)
+            # libpq's order: explicit keywords, then the service, then PGHOST & co.
+            for key, value in _service_target(service).items():
+                params.setdefault(key, value)
         host = params.get("host") or os.environ.get("PGHOST", "")
         user = params.get("user") or os.environ.get("PGUSER", "")
         port_text = params.get("port") or os.environ.get("PGPORT") or str(DEFAULT_PORT)
@@ -295,20 +298,48 @@ def retry_policy(*, max_attempts: int, retry_budget: float) -> dict[str, Any]:
     }
 
 
-def _check_service(service: str, params: Mapping[str, str]) -> None:
-    """A libpq service (pg_service.conf) may set host, port and user; the kit must know them.
+def _service_target(service: str) -> dict[str, str]:
+    """``host``, ``port`` and ``user`` of a libpq service, read as libpq does.
 
-    libpq reads the service file when connecting, after the token is signed, and
-    its values beat PGHOST/PGPORT/PGUSER: signing for a guess could dial one port
-    with a token for another.
+    The token must name what libpq will dial, and libpq fills unset keywords
+    from the service file: the user's file (``PGSERVICEFILE``, default
+    ``~/.pg_service.conf``) first, else the system one in ``PGSYSCONFDIR``
+    (Debian: ``/etc/postgresql-common``).
     """
-    missing = [k for k in ("host", "port", "user") if not params.get(k)]
-    if missing:
-        raise ConfigurationError(
-            f"service {service!r} may set {', '.join(missing)}, which the IAM token is signed "
-            "for, but rdsiamkit does not read pg_service.conf: give "
-            f"{', '.join(k + '=' for k in missing)} explicitly"
-        )
+    user_file = os.environ.get("PGSERVICEFILE") or os.path.expanduser("~/.pg_service.conf")
+    system_dir = os.environ.get("PGSYSCONFDIR") or "/etc/postgresql-common"
+    searched = [Path(user_file), Path(system_dir) / "pg_service.conf"]
+    for path in searched:
+        section = _service_section(path, service)
+        if section is not None:
+            return {k: v for k, v in section.items() if k in ("host", "port", "user")}
+    raise ConfigurationError(
+        f"libpq service {service!r} is not defined in {' or '.join(map(str, searched))}"
+    )
+
+
+def _service_section(path: Path, service: str) -> dict[str, str] | None:
+    """The ``[service]`` section of a pg_service.conf file; None if absent."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigurationError(f"cannot read the libpq service file {path}: {err}") from err
+    section: dict[str, str] | None = None
+    for raw in lines:
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("["):
+            if section is not None:
+                break
+            if line.rstrip("]")[1:] == service:
+                section = {}
+        elif section is not None and "=" in line:
+            key, _, value = line.partition("=")
+            section[key.strip()] = value.strip()
+    return section
 
 
 def _forget_attempt(err: BaseException) -> None:

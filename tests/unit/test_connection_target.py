@@ -95,16 +95,23 @@ def test_libpq_environment_defaults_are_honoured(monkeypatch: pytest.MonkeyPatch
     assert (target.host, target.port, target.user) == (HOST, 6543, "envuser")
 
 
-def test_libpq_service_needs_explicit_host_port_and_user(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A service (service= or PGSERVICE) could set host/port/user unseen: they must be explicit."""
+def test_libpq_service_is_read_like_libpq(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A service's host/port/user come after explicit keywords and before PGHOST & co."""
+    services = tmp_path / "pg_service.conf"
+    services.write_text(
+        f"# comment\n[other]\nport=1\n[prod]\nhost={HOST}\nport=6432\nuser = svc\n"
+        "password=not-read-by-the-kit\n"
+    )
+    monkeypatch.setenv("PGSERVICEFILE", str(services))
     monkeypatch.setenv("PGPORT", "6543")
-    with pytest.raises(ConfigurationError, match="service 'prod' may set port, which"):
-        build(f"service=prod host={HOST} user=app")
+    target = build("service=prod")
+    assert (target.host, target.port, target.user) == (HOST, 6432, "svc")
+    assert "password" not in target.params
+    assert build("service=prod port=5433 user=app").port == 5433
     monkeypatch.setenv("PGSERVICE", "prod")
-    with pytest.raises(ConfigurationError, match="give host=, port=, user= explicitly"):
-        build()
-    target = build(host=HOST, port=5433, user="app")
-    assert (target.host, target.port, target.user) == (HOST, 5433, "app")
+    assert build(user="app").user == "app" and build().port == 6432
+    with pytest.raises(ConfigurationError, match="service 'nope' is not defined"):
+        build("service=nope")
 
 
 def test_tunnel_signs_for_the_real_endpoint() -> None:
