@@ -21,6 +21,7 @@ Exit codes, for scripts:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import enum
 import io
@@ -635,7 +636,8 @@ def _configure_policy(parser: argparse.ArgumentParser) -> None:
 def _read_text(path: str) -> str:
     """A UTF-8 text file (``-``: stdin), without the byte-order mark Excel and others add."""
     try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+        raw = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
         raise ConfigurationError(f"cannot read {path}: it is not UTF-8 text ({err})") from err
     except OSError as err:
@@ -888,7 +890,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, and keep the interpreter's final
         # flush of stdout from failing again.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(devnull, sys.stdout.fileno())
+            finally:
+                os.close(devnull)
         return ExitCode.FAILED
     except (RdsIamError, psycopg.Error) as err:
         code = exit_code_for(err)

@@ -210,7 +210,7 @@ class TokenFacts:
     signed_at: dt.datetime
     expires: int
     #: ``X-Amz-Signature`` is 64 hex digits (not cut short or altered).
-    signature_ok: bool
+    signature_ok: bool = True
 
     @classmethod
     def parse(cls, text: str) -> TokenFacts | None:

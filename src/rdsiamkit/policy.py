@@ -369,7 +369,10 @@ def _implicit_deny_reason(matching: list[_Statement], resource: str) -> str:
     if len(allowed) > _MAX_LISTED_RESOURCES:
         listed += f" and {len(allowed) - _MAX_LISTED_RESOURCES} more"
     reason = f"no statement allows this resource; allowed resources are: {listed}"
-    if any(_glob(pattern, ignore_case=True).fullmatch(resource) for pattern in allowed):
+    if any(
+        _arn_glob(pattern, variables=False, ignore_case=True)[0].fullmatch(resource)
+        for pattern in allowed
+    ):
         reason += (
             " (one matches except for upper/lower case: ARNs and user names are case-sensitive)"
         )
@@ -500,7 +503,9 @@ def _resource_match(statement: _Statement, resource: str) -> _Match:
 
 
 @functools.lru_cache(maxsize=1024)
-def _arn_glob(pattern: str, *, variables: bool) -> tuple[re.Pattern[str], bool]:
+def _arn_glob(
+    pattern: str, *, variables: bool, ignore_case: bool = False
+) -> tuple[re.Pattern[str], bool]:
     """Compile an IAM resource pattern; True with it when it holds a policy variable.
 
     ``*`` matches within an ARN segment, and across colons only as the last
@@ -530,7 +535,8 @@ def _arn_glob(pattern: str, *, variables: bool) -> tuple[re.Pattern[str], bool]:
         else:
             parts.append(re.escape(char))
         position += 1
-    return re.compile("".join(parts), re.DOTALL), variable
+    flags = re.DOTALL | (re.IGNORECASE if ignore_case else 0)
+    return re.compile("".join(parts), flags), variable
 
 
 @functools.lru_cache(maxsize=1024)

@@ -96,13 +96,15 @@ class TokenCache:
             return entry.token
         return None
 
-    def put(self, key: TokenKey, token: str, fresh_until: float, now: float) -> None:
+    def put(self, key: TokenKey, token: str, fresh_until: float, now: float | None = None) -> None:
         """Store ``token`` for reuse until ``fresh_until``; forget tokens stale at ``now``.
 
         Rotating credentials (instance roles, SSO, assumed roles) sign with a new
         access key id every hour or so; without pruning, each rotation would leave
         a dead token per target behind for the life of the process.
         """
+        if now is None:
+            now = time.monotonic()
         with self._guard:
             stale = [k for k, e in self._entries.items() if e.fresh_until <= now]
             for old in stale:

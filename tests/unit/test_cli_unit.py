@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 from pathlib import Path
 
 import psycopg
@@ -286,6 +287,30 @@ def test_plan_and_policy_files_not_utf8_or_with_a_bom(
     policy = tmp_path / "policy.json"
     policy.write_text(json.dumps(connect_policy(ARN_FOR_APP)), encoding="utf-8-sig")
     assert main(["policy", "check", "--policy", str(policy), ARN_FOR_APP]) == ExitCode.OK
+
+
+def test_plan_from_stdin_must_be_utf8(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Bytes that are not UTF-8 on stdin are a usage error, before any connection."""
+    # As for a real stdin in the C locale: undecodable bytes arrive as surrogates.
+    stdin = io.TextIOWrapper(io.BytesIO(b"al\xffice,iam\n"), errors="surrogateescape")
+    monkeypatch.setattr(sys, "stdin", stdin)
+    assert main(["plan", "-", "--host", ENDPOINT, "--user", "admin"]) == ExitCode.USAGE
+    assert "not UTF-8" in capsys.readouterr().err
+
+
+def test_broken_pipe_without_a_file_descriptor(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A closed pipe on a stdout without a descriptor (embedding, capture) still ends quietly."""
+
+    class ClosedPipe(io.StringIO):
+        def write(self, text: str) -> int:
+            raise BrokenPipeError
+
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    args = ["arn", "build", "--region", "us-east-1", "--account-id", "123456789012"]
+    args += ["--resource-id", "cluster-ABCDEFGHIJKLMNOPQRSTUVWXYZ", "--user", "app"]
+    assert main(args) == ExitCode.FAILED
 
 
 def test_status_refuses_flags_it_cannot_honour_for_named_users(

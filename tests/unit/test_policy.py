@@ -461,3 +461,14 @@ def test_evaluator_never_crashes(policies: Any) -> None:
         return
     assert isinstance(decision, PolicyDecision)
     assert decision.allowed is (decision.outcome is Outcome.ALLOWED)
+
+
+def test_case_hint_follows_segment_bound_wildcards() -> None:
+    """The upper/lower-case hint appears only when a case-insensitive match really exists."""
+    segment = _policy(_statement(Resource="arn:aws:rds-db:us-east-1:*/postgres"))
+    reason = evaluate_policy(segment, POSTGRES).reason
+    assert "upper/lower case" not in reason
+    upper = _policy(
+        _statement(Resource=POSTGRES.upper().replace("ARN:AWS:RDS-DB", "arn:aws:rds-db"))
+    )
+    assert "upper/lower case" in evaluate_policy(upper, POSTGRES).reason
