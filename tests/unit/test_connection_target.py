@@ -262,5 +262,7 @@ def test_proxy_endpoint_uses_the_system_trust_store() -> None:
     """A proxy hostname is verified against the OS roots (ACM), instances against RDS's."""
     proxy = build(host="myproxy.proxy-c1a2b3c4d5e6.us-east-1.rds.amazonaws.com", user="app")
     cluster = build(host=HOST, user="app")
-    assert proxy.params["sslrootcert"] != cluster.params["sslrootcert"]
+    from rdsiamkit.tls import _system_trust_store
+
+    assert proxy.params["sslrootcert"] == _system_trust_store() != cluster.params["sslrootcert"]
     assert proxy.params["sslmode"] == "verify-full"

@@ -212,10 +212,12 @@ def test_endpoint_not_found_keeps_code_and_operation(session: boto3.Session) -> 
     assert isinstance(info.value.__cause__, ClientError)
 
 
-def test_non_endpoint_hostname_is_refused(session: boto3.Session) -> None:
+def test_non_endpoint_hostname_is_refused() -> None:
     """A hostname that is not an RDS endpoint is InvalidEndpointError, without an AWS call."""
-    with pytest.raises(InvalidEndpointError):
-        discover("db.example.com", session=session)
+    fake = _StubbedSession("rds")  # no responses queued: any call would fail differently
+    with fake.stubber, pytest.raises(InvalidEndpointError):
+        discover("db.example.com", session=fake)  # type: ignore[arg-type]
+    fake.stubber.assert_no_pending_responses()
 
 
 def test_region_contradicting_the_endpoint_is_refused(session: boto3.Session) -> None:

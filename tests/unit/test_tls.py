@@ -164,8 +164,10 @@ def test_pgsslrootcert_is_honoured(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 def test_proxy_endpoints_verify_with_the_system_trust_store() -> None:
     """RDS Proxy's ACM certificates chain to Amazon Root CA: the OS store, not the RDS bundle."""
+    from rdsiamkit.tls import _system_trust_store
+
     chosen = ca_bundle_path(proxy=True)
-    assert chosen != str(BUNDLED)
+    assert chosen != str(BUNDLED) and chosen == _system_trust_store()
     assert chosen == "system" or Path(chosen).is_file()
 
 
