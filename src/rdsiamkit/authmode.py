@@ -365,9 +365,12 @@ class AuthModePlan:
 
         Each batch is one round trip: it re-reads the batch's roles, sends one
         ``GRANT rds_iam TO ...`` and one ``REVOKE rds_iam FROM ...``, and reads
-        the result back.  If any role changed since planning,
-        :class:`StalePlanError` is raised; if a role does not end up in the
-        wanted mode, :class:`~rdsiamkit.AuthModeError`.  Either way, or on any
+        the result back (in one transaction, the last batch reads back every
+        role of the plan, since a GRANT to a group switches its members).
+        ``conn`` must be at READ COMMITTED, so the re-check sees today's catalogs.
+        If any role changed since planning, :class:`StalePlanError` is raised;
+        if a role does not end up in the wanted mode,
+        :class:`~rdsiamkit.AuthModeError`.  Either way, or on any
         server error, everything is rolled back: all batches by default, only
         the failing batch with ``single_transaction=False`` (earlier batches
         stay committed).  ``progress(done, total)`` runs after each batch;
