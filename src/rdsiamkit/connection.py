@@ -50,6 +50,7 @@ __all__ = [
 log = logging.getLogger("rdsiamkit.connection")
 
 T = TypeVar("T")
+_E = TypeVar("_E", bound=BaseException)
 
 DEFAULT_PORT = 5432
 # Arguments of psycopg's Connection.connect() that are not libpq keywords.
@@ -116,7 +117,6 @@ class Target:
                     "invalid conninfo: libpq cannot parse it (details withheld: the string "
                     "may contain a password)"
                 ) from None
-        # Keywords alone need no parsing: libpq validates them when connecting.
         params = {k: str(v) for k, v in libpq.items()}
         if "password" in params or "passfile" in params:
             raise ConfigurationError(
@@ -156,6 +156,15 @@ class Target:
             sslrootcert=params.get("sslrootcert"),
             proxy=endpoint is not None and endpoint.kind in _PROXY_KINDS,
         )
+        # What libpq or psycopg would refuse, refused before a token exists to show up in
+        # the error: unknown keywords, and a connect_timeout psycopg cannot read.
+        try:
+            make_conninfo("", **params)
+        except psycopg.ProgrammingError as err:
+            raise ConfigurationError(f"invalid connection options: {str(err).strip()}") from None
+        timeout = params.get("connect_timeout", "0")
+        if not timeout.strip().lstrip("-").isdigit():
+            raise ConfigurationError(f"connect_timeout must be whole seconds, not {timeout!r}")
         return cls(
             params=params,
             options=options,
@@ -342,7 +351,7 @@ def _service_section(path: Path, service: str) -> dict[str, str] | None:
     return section
 
 
-def _forget_attempt(err: BaseException) -> None:
+def _forget_attempt(err: _E) -> _E:
     """Drop what holds the token from the psycopg errors along ``err``'s chain.
 
     psycopg keeps the failed attempt's connection on the error (``err.pgconn``),
@@ -359,6 +368,7 @@ def _forget_attempt(err: BaseException) -> None:
             error._pgconn = None
             error.__traceback__ = None
         error = error.__cause__ or error.__context__
+    return err
 
 
 def _refused(
@@ -395,12 +405,16 @@ def login(
         log.info(
             "cached IAM token for %s was refused; retrying with a fresh one", target.describe()
         )
+    except psycopg.Error as err:  # not about connecting: pass it on, without the token
+        raise _forget_attempt(err) from None
     issued = target.issue(provider)
     try:
         return open_(issued.token)
     except psycopg.OperationalError as err:
         _refused(provider, issued, err)
         raise target.explain(err, issued) from err
+    except psycopg.Error as err:  # not about connecting: pass it on, without the token
+        raise _forget_attempt(err) from None
 
 
 async def login_async(
@@ -421,12 +435,16 @@ async def login_async(
         log.info(
             "cached IAM token for %s was refused; retrying with a fresh one", target.describe()
         )
+    except psycopg.Error as err:  # not about connecting: pass it on, without the token
+        raise _forget_attempt(err) from None
     issued = await target.issue_async(provider)
     try:
         return await open_(issued.token)
     except psycopg.OperationalError as err:
         _refused(provider, issued, err)
         raise target.explain(err, issued) from err
+    except psycopg.Error as err:  # not about connecting: pass it on, without the token
+        raise _forget_attempt(err) from None
 
 
 _defaults_lock = threading.Lock()

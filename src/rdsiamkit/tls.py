@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import http.client
 import json
 import logging
 import os
@@ -36,6 +37,7 @@ import urllib.request
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
+from typing import IO
 
 import attrs
 
@@ -244,10 +246,30 @@ def inspect_ca_bundle(path: str | os.PathLike[str] | None = None) -> CABundleInf
 Fetch = Callable[[str, float], bytes]
 
 
+class _HttpsOnlyRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow a redirect only to another https:// URL: a CA bundle never travels in clear."""
+
+    def redirect_request(  # noqa: PLR0917 - urllib's signature
+        self,
+        req: urllib.request.Request,
+        fp: IO[bytes],
+        code: int,
+        msg: str,
+        headers: http.client.HTTPMessage,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        if not newurl.startswith("https://"):
+            raise CABundleError(
+                f"refusing a redirect of the CA bundle download to {newurl!r}: not HTTPS"
+            )
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
 def _urlopen(url: str, timeout: float) -> bytes:
     if not url.startswith("https://"):
         raise CABundleError(f"refusing to fetch a CA bundle over a non-HTTPS URL: {url!r}")
-    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (https only)
+    opener = urllib.request.build_opener(_HttpsOnlyRedirects())
+    with opener.open(url, timeout=timeout) as response:
         data: bytes = response.read(_MAX_BUNDLE_BYTES + 1)
     return data
 

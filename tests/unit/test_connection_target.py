@@ -114,6 +114,52 @@ def test_libpq_service_is_read_like_libpq(tmp_path: Path, monkeypatch: pytest.Mo
         build("service=nope")
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"connect_timeot": 5}, 'invalid connection option "connect_timeot"'),
+        ({"SSLMODE": "disable"}, 'invalid connection option "SSLMODE"'),
+        ({"connect_timeout": "abc"}, "connect_timeout must be whole seconds"),
+    ],
+)
+def test_options_libpq_would_refuse_fail_before_a_token_exists(
+    kwargs: dict[str, object], message: str
+) -> None:
+    """A typo in a keyword is a ConfigurationError at build time, not after minting."""
+    with pytest.raises(ConfigurationError, match=message):
+        build(host=HOST, user="app", **kwargs)
+
+
+def test_non_connect_psycopg_errors_leave_no_token_in_frames() -> None:
+    """A psycopg error that is not about connecting is passed on without the token's frames."""
+    import boto3
+
+    from rdsiamkit.connection import login
+    from rdsiamkit.tokens import TokenProvider
+
+    session = boto3.Session(
+        aws_access_key_id="AKIAEXAMPLE000000001", aws_secret_access_key="s", region_name="us-east-1"
+    )
+    provider = TokenProvider(session=session)
+    target = build(host=HOST, user="app")
+    minted: list[str] = []
+
+    def open_(token: str) -> None:
+        minted.append(token)
+        raise psycopg.ProgrammingError("something psycopg did not like")
+
+    with pytest.raises(psycopg.ProgrammingError) as info:
+        login(target, provider, open_)
+    frames = info.value.__traceback__
+    shown: list[str] = []
+    while frames is not None:
+        if frames.tb_frame.f_code.co_filename != __file__:
+            shown += [repr(v) for v in frames.tb_frame.f_locals.values()]
+        frames = frames.tb_next
+    assert minted and not any(minted[0] in text for text in shown)
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
 def test_tunnel_signs_for_the_real_endpoint() -> None:
     """token_host/token_port override what is signed, not what is dialled."""
     target = Target.build(

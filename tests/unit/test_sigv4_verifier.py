@@ -330,3 +330,11 @@ def test_arbitrary_text_is_refused_without_raising(text: str) -> None:
     """verify_token never raises on junk; junk is never accepted."""
     verdict = check(text)
     assert not verdict.ok
+
+
+@pytest.mark.parametrize("password", ["x/?Summer-Pass=1&Summer-Pass=2", "Tr0ub4dor/?Horse=%zz"])
+def test_refusals_of_a_password_do_not_echo_its_pieces(password: str) -> None:
+    """A password sent instead of a token is refused without quoting its 'query keys'."""
+    verdict = check(password)
+    assert verdict.outcome is AuthFailureReason.MALFORMED
+    assert "Summer" not in verdict.detail and "Horse" not in verdict.detail

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import json
 import logging
 from pathlib import Path
@@ -185,3 +186,22 @@ def test_damaged_provenance_does_not_break_inspection(tmp_path: Path) -> None:
     described = inspect_ca_bundle(info.path)
     assert "unreadable" in described.source
     assert len(described.certificates) == 118
+
+
+def test_ca_download_never_follows_a_redirect_to_http() -> None:
+    """An https download redirected to http:// is refused: the bundle could be swapped."""
+    import http.client
+    import urllib.request
+
+    from rdsiamkit.errors import CABundleError
+    from rdsiamkit.tls import _HttpsOnlyRedirects
+
+    handler = _HttpsOnlyRedirects()
+    request = urllib.request.Request("https://truststore.example/global-bundle.pem")
+    headers = http.client.HTTPMessage()
+    with pytest.raises(CABundleError, match="not HTTPS"):
+        handler.redirect_request(request, io.BytesIO(), 301, "Moved", headers, "http://evil/x")
+    moved = handler.redirect_request(
+        request, io.BytesIO(), 301, "Moved", headers, "https://mirror.example/bundle.pem"
+    )
+    assert moved is not None and moved.full_url == "https://mirror.example/bundle.pem"
