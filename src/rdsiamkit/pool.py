@@ -74,6 +74,10 @@ def _async_iam_class(base: type[ACT], target: Target, provider: AsyncTokenProvid
 
 
 def _target(conninfo: str, kwargs: dict[str, Any], **options: Any) -> Target:
+    if not isinstance(conninfo, str):
+        raise ConfigurationError(
+            "conninfo must be a string: the pool already asks for a token at every connection"
+        )
     if "kwargs" in kwargs:
         raise ConfigurationError(
             "pass connection keywords directly (host=..., autocommit=...), not kwargs="
@@ -113,6 +117,7 @@ def create_pool(
     check: ConnectionCB[CT] | None = None,
     reset: ConnectionCB[CT] | None = None,
     name: str | None = None,
+    close_returns: bool = False,
     timeout: float = 30.0,
     max_waiting: int = 0,
     max_lifetime: float = DEFAULT_MAX_LIFETIME,
@@ -148,6 +153,7 @@ def create_pool(
         check=check,
         reset=reset,
         name=name,
+        close_returns=close_returns,
         timeout=timeout,
         max_waiting=max_waiting,
         max_lifetime=max_lifetime,
@@ -184,6 +190,7 @@ def create_async_pool(
     check: AsyncConnectionCB[ACT] | None = None,
     reset: AsyncConnectionCB[ACT] | None = None,
     name: str | None = None,
+    close_returns: bool = False,
     timeout: float = 30.0,
     max_waiting: int = 0,
     max_lifetime: float = DEFAULT_MAX_LIFETIME,
@@ -217,6 +224,7 @@ def create_async_pool(
         check=check,
         reset=reset,
         name=name,
+        close_returns=close_returns,
         timeout=timeout,
         max_waiting=max_waiting,
         max_lifetime=max_lifetime,

@@ -227,6 +227,11 @@ def _with_parts(
 ) -> tuple[URL, dict[str, str]]:
     """The checked URL with keyword parts applied over it, and the kit's URL options."""
     parsed, options = _split_url(url if url is not None else URL.create(DRIVERNAME))
+    if "plugin" in parsed.query:
+        raise ConfigurationError(
+            "drop ?plugin= from the URL: rdsiamkit.sqlalchemy's engines log in with IAM "
+            "already (the plugin is for sqlalchemy.create_engine)"
+        )
     parsed = parsed.set(
         host=host if host is not None else parsed.host,
         port=port if port is not None else parsed.port,
@@ -265,6 +270,11 @@ def create_engine(
     :class:`~rdsiamkit.ConfigurationError` here, before any connection.
     """
     parsed, url_options = _with_parts(url, host=host, port=port, user=user, dbname=dbname)
+    if parsed.get_driver_name() == "psycopg_async":
+        raise ConfigurationError(
+            f"{parsed.drivername}:// is the asyncio driver: use "
+            "rdsiamkit.sqlalchemy.create_async_engine, or postgresql+psycopg:// here"
+        )
     options = _kit_options(
         parsed,
         url_options,

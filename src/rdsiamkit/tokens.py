@@ -306,8 +306,9 @@ class TokenProvider:
         )
 
     def _credentials(self) -> tuple[Any, str]:
+        session = self.session()  # its own CredentialsError says what is wrong
         try:
-            credentials = self.session().get_credentials()
+            credentials = session.get_credentials()
             frozen = credentials.get_frozen_credentials() if credentials else None
         except Exception as err:
             raise CredentialsError(f"could not resolve AWS credentials: {err}") from err

@@ -31,3 +31,30 @@ def test_pool_conninfo_holds_no_secret_and_verifies_fully() -> None:
     assert "password" not in pool.conninfo
     assert pool.max_lifetime == 1800.0
     assert pool.connection_class.__name__ == "IamConnection"
+
+
+@pytest.mark.parametrize(
+    ("factory", "pool_class"),
+    [
+        (rdsiamkit.create_pool, "ConnectionPool"),
+        (rdsiamkit.create_async_pool, "AsyncConnectionPool"),
+    ],
+)
+def test_every_psycopg_pool_option_is_taken(factory: object, pool_class: str) -> None:
+    """Each option of psycopg_pool's pool is a named parameter, not mistaken for libpq's."""
+    import inspect
+
+    import psycopg_pool
+
+    theirs = set(inspect.signature(getattr(psycopg_pool, pool_class).__init__).parameters)
+    ours = set(inspect.signature(factory).parameters)  # type: ignore[arg-type]
+    assert theirs - {"self", "kwargs"} <= ours
+    pool = factory(host=HOST, user="app", close_returns=True, open=False)  # type: ignore[operator]
+    assert pool.close_returns
+
+
+@pytest.mark.parametrize("factory", [rdsiamkit.create_pool, rdsiamkit.create_async_pool])
+def test_a_callable_conninfo_is_refused_clearly(factory: object) -> None:
+    """psycopg_pool's callable conninfo has no use here: the kit supplies tokens itself."""
+    with pytest.raises(rdsiamkit.ConfigurationError, match="conninfo must be a string"):
+        factory(lambda: "host=x", user="app", open=False)  # type: ignore[operator]

@@ -92,6 +92,14 @@ def test_other_drivers_are_refused(url: str) -> None:
         rsa.create_engine(url)
 
 
+def test_async_driver_and_plugin_urls_are_refused_by_the_sync_factory() -> None:
+    """+psycopg_async belongs to create_async_engine; ?plugin= is for plain SQLAlchemy."""
+    with pytest.raises(ConfigurationError, match="create_async_engine"):
+        rsa.create_engine(f"postgresql+psycopg_async://u@{HOST}/d")
+    with pytest.raises(ConfigurationError, match="drop \\?plugin="):
+        rsa.create_engine(URL + "?plugin=rdsiamkit")
+
+
 def test_weak_sslmode_is_refused_at_engine_creation() -> None:
     """sslmode=require fails when the engine is made, not at the first query."""
     with pytest.raises(InsecureTLSError):
