@@ -19,8 +19,11 @@ Transactions: reads run on ``conn`` as-is, like any psycopg query (in a
 non-autocommit connection they join or start its transaction).  Writes run in
 ``conn.transaction()``: committed at once when ``conn`` is in autocommit mode or
 idle, or a savepoint inside the caller's open transaction, which the caller
-then commits or rolls back.  ``verify=True`` must commit before it can test a
-login, so it needs ``conn`` outside a transaction.
+then commits or rolls back.  Writes need READ COMMITTED (PostgreSQL's default):
+each re-checks the catalogs right before its GRANT / REVOKE, which a REPEATABLE
+READ or SERIALIZABLE snapshot would show as they were, so those are refused with
+:class:`~rdsiamkit.ConfigurationError`.  ``verify=True`` must commit before it
+can test a login, so it needs ``conn`` outside a transaction.
 """
 
 from __future__ import annotations

@@ -11,9 +11,11 @@ Exit codes, for scripts:
 1     the command ran and found a problem (a check failed, a policy denies, a
       verified switch failed and was rolled back, a stale plan, an AWS error)
 2     usage error: bad arguments or options, missing file, invalid input
-3     refused by a safety rule (lockout guard, inherited membership, refused
-      roles in a plan given ``--apply``)
-4     cannot connect or authenticate (database login, TLS, credentials)
+3     refused by a safety rule (SwitchRefusedError: lockout guard, inherited
+      membership, Kerberos user), or a plan with refused roles (dry run, or
+      ``--apply`` without ``--skip-refused``)
+4     cannot connect or authenticate (database login, TLS, credentials, a CA
+      bundle download)
 130   interrupted (Ctrl-C)
 ====  ===========================================================================
 """

@@ -18,7 +18,8 @@ the order a login meets them, from the outside in:
 8. ``policy``: an IAM policy allows ``rds-db:connect`` on the user's ARN (the
    documents given, evaluated offline, or IAM's policy simulator);
 9. ``rds_iam_membership``: the user is in ``rds_iam`` (with an admin connection);
-10. ``token``: the token given is one, and is not expired; the clocks agree;
+10. ``token``: the token given is one, whole (not ``token_damaged``), and not
+    expired; the clocks agree;
 11. ``login``: finally, a real IAM login.
 
 Each check passes, fails, warns or is skipped with a reason and a fix; the
@@ -373,7 +374,7 @@ def diagnose(
       membership and the server's clock;
     * ``policies``: the IAM policy documents of the signing identity, evaluated
       offline (else, with ``aws``, IAM's simulator is asked for ``principal_arn``
-      or the identity STS reports);
+      or the identity STS reports, unless ``token`` was signed by another key);
     * ``account_id`` / ``resource_id``: to build the user's ARN without AWS;
     * ``token``: what the client sends as its password (a token, or not), to
       check that instead of a fresh one.

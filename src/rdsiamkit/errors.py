@@ -25,7 +25,7 @@ its ``args`` or its attributes.
     │   ├── UserNotFoundError                  no such role
     │   ├── SwitchRefusedError                 a safety rule refused the switch (Kerberos user)
     │   │   ├── InheritedMembershipError       IAM comes through another role; cannot REVOKE here
-    │   │   └── LockoutRefusedError            switch would lock out an admin / own session
+    │   │   └── LockoutRefusedError            switch could lock out an admin or a group's members
     │   ├── StalePlanError                     roles changed since the plan; nothing applied
     │   └── VerificationFailedError            verified switch failed and was rolled back
     ├── AwsApiError                            AWS control-plane call failed (keeps .code)
@@ -166,7 +166,8 @@ class InheritedMembershipError(SwitchRefusedError):
 
 
 class LockoutRefusedError(SwitchRefusedError):
-    """Switching this user to IAM could lock out an admin; use ``verify=True``."""
+    """A switch could lock someone out: an admin to IAM (use ``verify=True``), or a group
+    with members to PASSWORD (use ``include_members=True``)."""
 
 
 class StalePlanError(AuthModeError):
