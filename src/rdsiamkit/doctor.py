@@ -381,7 +381,8 @@ def diagnose(
 
     ``aws=False`` makes no AWS API call (STS, RDS, IAM): credentials that only
     such a call resolves (an assumed role, SSO) are then not resolved, and the
-    fresh login is skipped.  ``login=False`` skips the final login.
+    fresh login is skipped; boto3's chain may still read a container's or
+    instance's metadata endpoint for their credentials.  ``login=False`` skips the final login.
     ``timeout`` (seconds, > 0) bounds each network step.
     """
     if not timeout > 0:
@@ -458,6 +459,7 @@ class _Doctor:
         self.provider = token_provider or TokenProvider(session=session, profile=profile)
         self.facts = _Facts()
         self._secrets: list[str] = [token] if token else []
+        self._resolved: list[str] | None = None
 
     # -- running -------------------------------------------------------------------------
 
@@ -501,6 +503,7 @@ class _Doctor:
             )
             log.debug("doctor: %s %s: %s", check.name.value, check.status.value, check.reason)
             checks.append(check)
+        checks = _outranked_by_login(checks)
         target = self.facts.target
         where = target.describe() if target is not None else self._guess_where()
         return Diagnosis(target=where, checks=tuple(checks))
@@ -555,12 +558,19 @@ class _Doctor:
         hostaddr = target.params.get("hostaddr")
         if hostaddr:
             return [hostaddr]
-        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        if self._resolved is None:
+            # A hung resolver must not hold the diagnosis: the worker is left behind.
+            pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
             future = pool.submit(
                 socket.getaddrinfo, target.host, target.port, type=socket.SOCK_STREAM
             )
-            infos = future.result(timeout=self.timeout)
-        return list(dict.fromkeys(str(info[4][0]) for info in infos))
+            pool.shutdown(wait=False)
+            try:
+                infos = future.result(timeout=self.timeout)
+            except concurrent.futures.TimeoutError:
+                raise OSError(f"no answer from DNS within {self.timeout:g} s") from None
+            self._resolved = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        return self._resolved
 
     def check_dns(self) -> Check:
         target = self._target()
@@ -574,11 +584,11 @@ class _Doctor:
             )
         try:
             addresses = self._addresses(target)
-        except (OSError, concurrent.futures.TimeoutError) as err:
+        except OSError as err:
             return Check(
                 CheckName.DNS,
                 CheckStatus.FAIL,
-                f"cannot resolve {target.host}: {err or 'timed out'}",
+                f"cannot resolve {target.host}: {err}",
                 fix=(
                     "check the endpoint name (aws rds describe-db-clusters shows it); from "
                     "outside the VPC use a VPN or tunnel and pass hostaddr= with host= kept as "
@@ -594,7 +604,7 @@ class _Doctor:
         target = self._target()
         try:
             addresses = self._addresses(target)
-        except (OSError, concurrent.futures.TimeoutError) as err:
+        except OSError as err:
             raise _NotCheckedError("needs the address (see dns)") from err
         errors = []
         for address in addresses:
@@ -634,26 +644,47 @@ class _Doctor:
             cafile=None if rootcert == "system" else rootcert,
         )
         if mode != "verify-full":
+            # libpq verifies the CA for require too when a root certificate is given, and
+            # the kit always gives one; only the host name goes unchecked.
             context.check_hostname = False
-        if mode == "require":
-            context.verify_mode = ssl.CERT_NONE
         return context
 
-    def check_tls(self) -> Check:
+    def check_tls(self) -> Check:  # noqa: PLR0911 - a return per outcome
         target = self._target()
         if self.facts.address is None:
             raise _NotCheckedError("needs a TCP connection (see reachability)")
         rootcert = target.params["sslrootcert"]
-        with socket.create_connection(self.facts.address, timeout=self.timeout) as raw:
+        try:
+            raw_socket = socket.create_connection(self.facts.address, timeout=self.timeout)
+        except OSError as err:
+            return Check(
+                CheckName.TLS,
+                CheckStatus.FAIL,
+                f"cannot open TCP to {self.facts.address[0]}:{self.facts.address[1]} again: {err}",
+                fix="the server stopped answering during the diagnosis: check it and retry",
+                finding=Finding.UNREACHABLE,
+            )
+        with raw_socket as raw:
             try:
                 raw.sendall(_SSL_REQUEST)
                 answer = raw.recv(1)
+            except ConnectionError:
+                answer = b""  # reset before any answer: the same as closed, below
             except OSError as err:
                 return Check(
                     CheckName.TLS,
                     CheckStatus.FAIL,
                     f"no answer to PostgreSQL's SSLRequest: {err}",
                     fix="check that the port is PostgreSQL's (RDS: the endpoint's port)",
+                    finding=Finding.TLS_FAILED,
+                )
+            if not answer:
+                return Check(
+                    CheckName.TLS,
+                    CheckStatus.FAIL,
+                    "the connection was closed before any answer to PostgreSQL's SSLRequest",
+                    fix="a tunnel or port forward whose far end cannot connect does this (check "
+                    "it), or the port is not PostgreSQL's",
                     finding=Finding.TLS_FAILED,
                 )
             if answer != b"S":
@@ -770,6 +801,10 @@ class _Doctor:
             read_timeout=self.timeout,
             retries={"max_attempts": 1, "mode": "standard"},
         )
+
+    def _aws_session(self) -> Any:
+        """The signing session, whose clients keep to the doctor's timeout and try once."""
+        return _TimedSession(self.provider.session(), self._aws_config())
 
     def _ask_sts(self, session: boto3.Session, key: str, source: str) -> Check:
         from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
@@ -935,7 +970,7 @@ class _Doctor:
             from rdsiamkit.discovery import discover  # noqa: PLC0415 - keeps boto3 off import
 
             try:
-                self.facts.resource = discover(endpoint.host, session=self.provider.session())
+                self.facts.resource = discover(endpoint.host, session=self._aws_session())
             except RdsIamError as err:
                 self.facts.resource_error = err
         return self.facts.resource
@@ -1050,7 +1085,7 @@ class _Doctor:
         from rdsiamkit.policy import simulate_connect  # noqa: PLC0415
 
         try:
-            session = self.provider.session()
+            session = self._aws_session()
             (decision,) = simulate_connect(
                 _simulation_principal(principal, session), arn, session=session
             )
@@ -1385,6 +1420,41 @@ class _Doctor:
 # -- helpers ---------------------------------------------------------------------------------
 
 
+def _outranked_by_login(checks: list[Check]) -> list[Check]:
+    """A login that worked outranks evidence saying it cannot: those failures become warnings.
+
+    (An admin connection to another server, a policy that is not the effective one, a
+    reader-endpoint token that this server takes: what they show did not stop the login.)
+    """
+    if not any(c.name is CheckName.LOGIN and c.status is CheckStatus.PASS for c in checks):
+        return checks
+    return [
+        attrs.evolve(
+            c,
+            status=CheckStatus.WARN,
+            reason=f"{c.reason} (yet the login works: this does not stop it here)",
+        )
+        if c.status is CheckStatus.FAIL
+        else c
+        for c in checks
+    ]
+
+
+class _TimedSession:
+    """A boto3 session whose clients default to the given botocore config."""
+
+    def __init__(self, session: boto3.Session, config: Any) -> None:
+        self._session = session
+        self._config = config
+
+    def client(self, service_name: str, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("config", self._config)
+        return self._session.client(service_name, *args, **kwargs)  # type: ignore[call-overload]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+
 def _needs_aws_call(credentials: object) -> bool:
     """Credentials botocore fetches on first use (assumed roles, SSO) and has not yet."""
     from botocore.credentials import DeferredRefreshableCredentials  # noqa: PLC0415
@@ -1449,8 +1519,9 @@ def _password_checked(target: Target, message: str) -> Check:
         CheckName.LOGIN,
         CheckStatus.FAIL,
         f"refused: {message}. The server checked a password, so {target.user} is not in "
-        "rds_iam and no IAM token can work",
-        fix=_grant_fix(target.user),
+        "rds_iam (or does not exist: PostgreSQL answers both alike) and no IAM token can work",
+        fix=f"if the role exists: {_grant_fix(target.user)}; else create it first (CREATE "
+        f"ROLE {_q(target.user)} LOGIN); an admin_conn= tells which",
         finding=Finding.NOT_IN_RDS_IAM,
     )
 

@@ -240,6 +240,8 @@ def test_fault_iam_auth_disabled(
 ) -> None:
     """moto's cluster behind the endpoint has IAM auth off: the iam_enabled check names it."""
     user = user_factory(iam=True)
+    # As on RDS with IAM auth off, the server refuses every token (the emulator cannot see moto).
+    rds_emulator.set_policy(creds.access_key_id, [])
     with mock_aws():
         session = creds.boto3_session(region=rds_emulator.region)
         session.client("rds").create_db_cluster(
@@ -253,6 +255,36 @@ def test_fault_iam_auth_disabled(
         diagnosis = diagnose(**options(rds_emulator, user), session=session)
     named("IAM auth disabled", diagnosis, CheckName.IAM_ENABLED, Finding.IAM_AUTH_DISABLED)
     assert diagnosis.check(CheckName.CREDENTIALS).status is CheckStatus.PASS
+    assert diagnosis.check(CheckName.LOGIN).status is CheckStatus.FAIL
+
+
+def test_require_with_the_wrong_ca_is_named_at_tls(
+    rds_emulator: RdsIamEmulator, creds: FakeCredentials, user_factory: Callable[..., str]
+) -> None:
+    """sslmode=require (opted out) still verifies the CA, as libpq does with a root cert."""
+    user = user_factory(iam=True)
+    diagnosis = diagnose(
+        **options(rds_emulator, user, sslrootcert=str(rds_emulator.untrusted_ca_file)),
+        sslmode="require",
+        insecure_skip_tls_verify=True,
+        session=creds.boto3_session(region=rds_emulator.region),
+        aws=False,
+    )
+    assert diagnosis.check(CheckName.TLS).finding is Finding.WRONG_CA, str(diagnosis)
+
+
+def test_a_working_login_outranks_evidence_from_another_server(
+    rds_emulator: RdsIamEmulator, creds: FakeCredentials, user_factory: Callable[..., str]
+) -> None:
+    """admin_conn to another server says 'not in rds_iam', but the login works: a warning."""
+    user = user_factory(iam=True)
+    with RdsIamEmulator(cluster_id="other") as other, other.connect_admin() as wrong_admin:
+        wrong_admin.execute(f'CREATE ROLE "{user}" LOGIN')
+        diagnosis = offline(rds_emulator, creds, user, admin_conn=wrong_admin)
+    assert diagnosis.ok, str(diagnosis)
+    membership = diagnosis.check(CheckName.MEMBERSHIP)
+    assert membership.status is CheckStatus.WARN and "yet the login works" in membership.reason
+    assert diagnosis.check(CheckName.LOGIN).status is CheckStatus.PASS
 
 
 def test_truncated_token_is_damaged_not_stale(

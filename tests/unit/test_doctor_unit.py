@@ -423,3 +423,55 @@ def test_expired_credentials_fail_unless_the_token_is_someone_elses(closed_port:
     )
     side = run(closed_port, session=ExpiredSession(), token=token).check("credentials")
     assert (side.status, side.finding) == (CheckStatus.WARN, Finding.CREDENTIALS_EXPIRED)
+
+
+@pytest.fixture
+def closing_server() -> Iterator[int]:
+    """A port forward whose far end is down: it accepts, then closes at once."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    stop.set()
+    thread.join(5)
+    server.close()
+
+
+def test_a_forward_that_closes_is_not_called_tls_off(closing_server: int) -> None:
+    """Accept-then-close (ssh -L with its far end down) is a TLS failure naming the tunnel."""
+    check = run(closing_server).check("tls")
+    assert (check.status, check.finding) == (CheckStatus.FAIL, Finding.TLS_FAILED)
+    assert "closed" in check.reason and "tunnel" in (check.fix or "")
+
+
+def test_a_hung_resolver_is_bounded_and_asked_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DNS that never answers fails the dns check after timeout; reachability does not ask again."""
+    calls: list[str] = []
+    release = threading.Event()
+
+    def hang(host: str, *args: Any, **kwargs: Any) -> Any:
+        calls.append(host)
+        release.wait(10)
+        raise socket.gaierror(-3, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(socket, "getaddrinfo", hang)
+    try:
+        diagnosis = run(5432, hostaddr=None, timeout=0.3)
+    finally:
+        release.set()
+    check = diagnosis.check("dns")
+    assert (check.status, check.finding) == (CheckStatus.FAIL, Finding.DNS_FAILURE)
+    assert "no answer from DNS within 0.3 s" in check.reason
+    assert diagnosis.check("reachability").status is CheckStatus.SKIPPED
+    assert len(calls) <= 2
