@@ -1370,6 +1370,19 @@ class _Doctor:
         if fresh_err is not None:
             return self._refused(target, fresh_err, fresh, also="the token given and ")
         sent = self.facts.sent
+        signed_for = (sent.host, sent.port, sent.user, sent.region)
+        if signed_for != (fresh.key.host, fresh.key.port, fresh.key.user, fresh.key.region):
+            return Check(
+                CheckName.LOGIN,
+                CheckStatus.FAIL,
+                f"the token given was refused ({message}): it was signed for "
+                f"{sent.user}@{sent.host}:{sent.port} in {sent.region}, while a fresh one for "
+                f"{fresh.key.user}@{fresh.key.host}:{fresh.key.port} in {fresh.key.region} "
+                "logs in",
+                fix="sign the token for the endpoint, port, user and region of this login "
+                "(see token_target and region)",
+                finding=Finding.TOKEN_TARGET_MISMATCH,
+            )
         if sent.access_key_id == fresh.key.identity:
             age = self.clock() + (self.facts.server_offset or 0.0) - sent.signed_at.timestamp()
             return Check(

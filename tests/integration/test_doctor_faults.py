@@ -174,7 +174,9 @@ def test_fault_token_signed_for_another_host(
     named(
         "token for another host", diagnosis, CheckName.TOKEN_TARGET, Finding.TOKEN_TARGET_MISMATCH
     )
-    assert diagnosis.check(CheckName.LOGIN).status is CheckStatus.FAIL
+    login = diagnosis.check(CheckName.LOGIN)
+    assert (login.status, login.finding) == (CheckStatus.FAIL, Finding.TOKEN_TARGET_MISMATCH)
+    assert "stale" not in login.reason
 
 
 def test_fault_wrong_region(
