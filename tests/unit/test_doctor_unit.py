@@ -6,7 +6,8 @@ import datetime as dt
 import json
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import boto3
@@ -71,9 +72,9 @@ def closed_port() -> int:
     return port
 
 
-@pytest.fixture
-def no_tls_server() -> Iterator[int]:
-    """A server that answers PostgreSQL's SSLRequest with 'N' (TLS refused)."""
+@contextmanager
+def _serving(handle: Callable[[socket.socket], None]) -> Iterator[int]:
+    """A local TCP server calling ``handle`` on each connection; yields its port."""
     server = socket.create_server(("127.0.0.1", 0))
     server.settimeout(0.2)
     stop = threading.Event()
@@ -85,8 +86,7 @@ def no_tls_server() -> Iterator[int]:
             except TimeoutError:
                 continue
             with conn:
-                if conn.recv(8):
-                    conn.sendall(b"N")
+                handle(conn)
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
@@ -94,6 +94,18 @@ def no_tls_server() -> Iterator[int]:
     stop.set()
     thread.join(5)
     server.close()
+
+
+@pytest.fixture
+def no_tls_server() -> Iterator[int]:
+    """A server that answers PostgreSQL's SSLRequest with 'N' (TLS refused)."""
+
+    def refuse_tls(conn: socket.socket) -> None:
+        if conn.recv(8):
+            conn.sendall(b"N")
+
+    with _serving(refuse_tls) as port:
+        yield port
 
 
 def token_for(host: str = ENDPOINT, port: int = 5432, user: str = "app", **kw: str) -> str:
@@ -428,24 +440,8 @@ def test_expired_credentials_fail_unless_the_token_is_someone_elses(closed_port:
 @pytest.fixture
 def closing_server() -> Iterator[int]:
     """A port forward whose far end is down: it accepts, then closes at once."""
-    server = socket.create_server(("127.0.0.1", 0))
-    server.settimeout(0.2)
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except TimeoutError:
-                continue
-            conn.close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield server.getsockname()[1]
-    stop.set()
-    thread.join(5)
-    server.close()
+    with _serving(lambda conn: None) as port:
+        yield port
 
 
 def test_a_forward_that_closes_is_not_called_tls_off(closing_server: int) -> None:
