@@ -6,6 +6,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import tenacity
 
 from rdsiamkit.connection import Target, is_auth_failure, retry_policy
 from rdsiamkit.errors import (
@@ -284,6 +285,21 @@ def test_retry_policy_retries_transient_errors_and_pam_refusals_only() -> None:
     assert not retry(state(raised("something unexpected")))
     with pytest.raises(ConfigurationError):
         retry_policy(max_attempts=0, retry_budget=1.0)
+
+
+@pytest.mark.parametrize("draw", [0.0, 0.5, 0.999])
+def test_retry_waits_keep_a_floor_of_half_the_exponential_step(
+    monkeypatch: pytest.MonkeyPatch, draw: float
+) -> None:
+    """The n-th wait is min(4, 0.5 * 2**(n-1)) s times (1 + draw) / 2: never back to back."""
+    monkeypatch.setattr(tenacity.wait.random, "uniform", lambda lo, hi: lo + draw * (hi - lo))
+    monkeypatch.setattr(tenacity.wait.random, "random", lambda: draw)
+    wait = retry_policy(max_attempts=9, retry_budget=60.0)["wait"]
+    for attempt in range(1, 9):
+        state = tenacity.RetryCallState(retry_object=None, fn=None, args=(), kwargs={})
+        state.attempt_number = attempt
+        step = min(4.0, 0.5 * 2 ** (attempt - 1))
+        assert wait(state) == pytest.approx(step * (1 + draw) / 2), attempt
 
 
 def test_malformed_conninfo_string_is_a_configuration_error() -> None:
