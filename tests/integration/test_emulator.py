@@ -346,7 +346,7 @@ def test_rate_limit_refuses_iam_logins_above_the_rate(
 ) -> None:
     """Above set_iam_rate_limit, IAM logins fail with rate_limited; lifting it restores them."""
     token = token_for(rds_emulator, creds, iam_user)
-    rds_emulator.set_iam_rate_limit(0.5)
+    rds_emulator.set_iam_rate_limit(0.05)  # a burst of one, then one per 20 s
     assert login(rds_emulator, iam_user, token) == iam_user
     assert PAM_FAILED in refused(rds_emulator, iam_user, token)
     assert rds_emulator.auth_events()[-1].outcome is AuthFailureReason.RATE_LIMITED

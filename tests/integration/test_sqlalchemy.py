@@ -129,8 +129,9 @@ def test_secrets_never_in_engine_repr_or_url(
 def test_pool_recycle_across_many_token_expiries(
     rds_emulator: RdsIamEmulator, iam_user: str, creds: FakeCredentials
 ) -> None:
-    """3 s server max age, 1.5 s reuse, pool_recycle=1: ~8 s of queries with zero failures."""
-    rds_emulator.max_token_age = 3.0
+    """5 s server max age, 1.5 s reuse, pool_recycle=1: ~8 s of queries with zero failures."""
+    # A reused token can look 2.5 s old (1.5 s reuse + whole-second X-Amz-Date).
+    rds_emulator.max_token_age = 5.0
     provider = TokenProvider(
         session=creds.boto3_session(region=rds_emulator.region), reuse_window=1.5
     )
@@ -189,9 +190,9 @@ def test_refused_cached_token_is_replaced_once(
     with engine.connect() as conn:
         conn.exec_driver_sql("SELECT 1")
     engine.dispose()  # the next checkout must open a new connection with the cached token
-    time.sleep(2.2)
-    # X-Amz-Date has whole seconds, so a fresh token can look 1 s old: allow 2 s.
-    rds_emulator.max_token_age = 2.0
+    time.sleep(3.2)
+    # X-Amz-Date has whole seconds, so a fresh token can look 1 s old: 3 s leaves 2 s spare.
+    rds_emulator.max_token_age = 3.0
     rds_emulator.clear_auth_events()
     with engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT current_user").scalar() == iam_user
@@ -216,8 +217,8 @@ def test_denied_login_is_a_typed_error(
 async def test_async_engine_logs_in_and_recycles(
     rds_emulator: RdsIamEmulator, iam_user: str, creds: FakeCredentials
 ) -> None:
-    """The AsyncEngine runs queries across token expiries with pool_recycle, zero failures."""
-    rds_emulator.max_token_age = 3.0
+    """The AsyncEngine runs queries across token re-mints with pool_recycle, zero failures."""
+    rds_emulator.max_token_age = 5.0  # a reused token can look 2.5 s old
     sync = TokenProvider(session=creds.boto3_session(region=rds_emulator.region), reuse_window=1.5)
     engine = create_async_engine(
         url(rds_emulator, iam_user),

@@ -116,9 +116,9 @@ async def test_every_path_connects_with_verify_full(
     await aengine.dispose()
 
     label("refused_cached_token_retry")
-    # X-Amz-Date has whole seconds, so a fresh token can look 1 s old: allow 2 s.
-    rds_emulator.max_token_age = 2.0
-    await asyncio.sleep(2.2)  # the cached token is now too old for the server, not for the cache
+    # X-Amz-Date has whole seconds, so a fresh token can look 1 s old: 3 s leaves 2 s spare.
+    rds_emulator.max_token_age = 3.0
+    await asyncio.sleep(3.2)  # the cached token is now too old for the server, not for the cache
     rdsiamkit.connect(**options, token_provider=provider).close()
     rds_emulator.max_token_age = 900.0
 

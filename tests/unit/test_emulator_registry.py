@@ -6,6 +6,7 @@ import json
 import re
 import threading
 from pathlib import Path
+from typing import Any
 
 import botocore.session
 import pytest
@@ -44,20 +45,26 @@ def registry() -> CredentialRegistry:
     return CredentialRegistry()
 
 
-@pytest.fixture
-def gate(registry: CredentialRegistry, tmp_path: Path) -> IamGate:
-    log = AuthLog()
-    log.attach(tmp_path / "auth.log")
+def make_gate(registry: CredentialRegistry, **options: Any) -> IamGate:
+    """A gate over ``registry`` with the emulator's defaults."""
     return IamGate(
         region="us-east-1",
         hosts=[HOST],
         port=PORT,
         registry=registry,
-        log=log,
+        log=AuthLog(),
         arn_prefix=arn(""),
         max_token_age=900.0,
         max_clock_skew=300.0,
+        **options,
     )
+
+
+@pytest.fixture
+def gate(registry: CredentialRegistry, tmp_path: Path) -> IamGate:
+    gate = make_gate(registry)
+    gate.log.attach(tmp_path / "auth.log")
+    return gate
 
 
 def test_long_term_credentials_look_like_iam_user_keys() -> None:
@@ -186,14 +193,19 @@ def test_gate_matches_any_user_name_like_iam(gate: IamGate, registry: Credential
     assert gate.decide("a/b", token(creds, "a/b")).outcome is AuthFailureReason.NOT_AUTHORIZED
 
 
-def test_gate_rate_limit_is_a_token_bucket(gate: IamGate, registry: CredentialRegistry) -> None:
-    """At N/s a burst of N passes, the next is rate_limited; None lifts the limit."""
+def test_gate_rate_limit_is_a_token_bucket(registry: CredentialRegistry) -> None:
+    """At N/s a burst of N passes, the next is rate_limited, 1/N s refills one; None lifts it."""
     creds = generate_credentials(account_id=ACCOUNT)
     registry.add(creds)
     value = token(creds, "app")
+    now = [1000.0]
+    gate = make_gate(registry, rate_clock=lambda: now[0])
     gate.set_rate_limit(3)
     outcomes = [gate.decide("app", value).outcome for _ in range(4)]
     assert outcomes == [None, None, None, AuthFailureReason.RATE_LIMITED]
+    now[0] += 0.34
+    outcomes = [gate.decide("app", value).outcome for _ in range(2)]
+    assert outcomes == [None, AuthFailureReason.RATE_LIMITED]
     assert gate.log.events()[-1].access_key_id is None  # throttled before parsing
     gate.set_rate_limit(None)
     assert all(gate.decide("app", value).ok for _ in range(20))

@@ -23,7 +23,7 @@ import struct
 import threading
 import time
 from collections import deque
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import IO
 
@@ -134,7 +134,8 @@ class AuthLog:
 class _RateLimiter:
     """Token bucket: ``rate`` logins per second, bursts up to ``max(1, rate)``."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
         self._lock = threading.Lock()
         self._rate: float | None = None
         self._tokens = 0.0
@@ -146,13 +147,13 @@ class _RateLimiter:
         with self._lock:
             self._rate = rate
             self._tokens = 0.0 if rate is None else max(1.0, rate)
-            self._stamp = time.monotonic()
+            self._stamp = self._clock()
 
     def acquire(self) -> bool:
         with self._lock:
             if self._rate is None:
                 return True
-            now = time.monotonic()
+            now = self._clock()
             burst = max(1.0, self._rate)
             self._tokens = min(burst, self._tokens + (now - self._stamp) * self._rate)
             self._stamp = now
@@ -176,6 +177,7 @@ class IamGate:
         arn_prefix: str,
         max_token_age: float,
         max_clock_skew: float,
+        rate_clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.region = region
         self.hosts = frozenset(h.lower() for h in hosts)
@@ -185,7 +187,7 @@ class IamGate:
         self.log = log
         #: ``arn:…:dbuser:RESOURCE_ID/``: IAM matches ``prefix + user`` whatever the user's name.
         self._arn_prefix = arn_prefix
-        self._limiter = _RateLimiter()
+        self._limiter = _RateLimiter(rate_clock)
         self._probed = threading.Event()
         self._max_token_age = _positive("max_token_age", max_token_age)
         self._max_clock_skew = _non_negative("max_clock_skew", max_clock_skew)
