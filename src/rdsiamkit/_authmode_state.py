@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 import attrs
 import psycopg
-from psycopg import sql
+from psycopg import pq, sql
 from psycopg.rows import tuple_row
 
 from rdsiamkit.errors import AuthModeError, ConfigurationError, RdsIamRoleMissingError
@@ -43,9 +43,10 @@ _R = TypeVar("_R")
 # no name was requested, so the rds_iam check always has a row to report on.
 _STATE_SQL = """\
 WITH RECURSIVE
--- one row per (group, member) link: PG16+ keeps one row per grantor
-edges AS (
-    SELECT DISTINCT roleid, member FROM pg_catalog.pg_auth_members
+-- the (group, member) links, read through the catalog's indexes; PG16+ keeps one
+-- row per grantor, so every use below is either a UNION/DISTINCT or an EXISTS
+edges AS NOT MATERIALIZED (
+    SELECT roleid, member FROM pg_catalog.pg_auth_members
 ),
 special AS (
     SELECT
@@ -84,30 +85,56 @@ up(uid, oid) AS (
     UNION
     SELECT u.uid, e.roleid FROM up AS u JOIN edges AS e ON e.member = u.oid
 ),
--- the roles among those that reach rds_iam: every link on a path to it
-iam_side(oid) AS (
-    SELECT iam FROM special WHERE iam IS NOT NULL
+-- the roles among those that reach rds_iam, with their distances to it (one row
+-- per role and path length: listing every path instead grows exponentially)
+dist(oid, d) AS (
+    SELECT iam, 0 FROM special WHERE iam IS NOT NULL
     UNION
-    SELECT e.member FROM iam_side AS s JOIN edges AS e ON e.roleid = s.oid
+    SELECT e.member, t.d + 1 FROM dist AS t JOIN edges AS e ON e.roleid = t.oid
     WHERE e.member IN (SELECT oid FROM up)
 ),
--- each simple path from a requested role up to rds_iam, by oid and by name
-paths(uid, last, path, names) AS (
-    SELECT i.oid, i.oid, ARRAY[i.oid], ARRAY[i.name COLLATE "C"]
-    FROM input AS i WHERE i.oid IN (SELECT oid FROM iam_side)
-    UNION ALL
-    SELECT p.uid, e.roleid, p.path || e.roleid, p.names || r.rolname::text
-    FROM paths AS p
-    JOIN edges AS e ON e.member = p.last
+shortest AS (
+    SELECT oid, min(d) AS d FROM dist GROUP BY oid
+),
+-- the next role on one shortest way to rds_iam (ties: the first name in C order)
+next_hop(oid, next) AS (
+    SELECT DISTINCT ON (e.member) e.member, e.roleid
+    FROM edges AS e
+    JOIN shortest AS a ON a.oid = e.member
+    JOIN shortest AS b ON b.oid = e.roleid AND b.d = a.d - 1
     JOIN pg_catalog.pg_roles AS r ON r.oid = e.roleid
-    WHERE p.last <> (SELECT iam FROM special)
-        AND e.roleid IN (SELECT oid FROM iam_side)
-        AND e.roleid <> ALL (p.path)
+    ORDER BY e.member, r.rolname COLLATE "C"
+),
+-- for each role a requested role is granted that leads to rds_iam (rds_iam itself
+-- included): one shortest path through it, by name
+paths(uid, last, names) AS (
+    SELECT DISTINCT i.oid, e.roleid, ARRAY[i.name COLLATE "C", r.rolname::text]
+    FROM input AS i
+    JOIN edges AS e ON e.member = i.oid
+    JOIN pg_catalog.pg_roles AS r ON r.oid = e.roleid
+    WHERE e.roleid IN (SELECT oid FROM shortest)
+    UNION ALL
+    SELECT p.uid, h.next, p.names || r.rolname::text
+    FROM paths AS p
+    JOIN next_hop AS h ON h.oid = p.last
+    JOIN pg_catalog.pg_roles AS r ON r.oid = h.next
 ),
 path_json AS (
-    SELECT p.uid, json_agg(p.names ORDER BY array_length(p.path, 1), p.names) AS paths
+    SELECT p.uid, json_agg(p.names ORDER BY array_length(p.names, 1), p.names) AS paths
     FROM paths AS p, special AS s WHERE p.last = s.iam
     GROUP BY p.uid
+),
+-- the other roles a requested role reaches that hold rds_iam directly: revoking
+-- rds_iam from all of them is the other way to cut its inherited paths
+holders AS (
+    SELECT u.uid, array_agg(r.rolname::text ORDER BY r.rolname COLLATE "C") AS names
+    FROM up AS u
+    JOIN pg_catalog.pg_roles AS r ON r.oid = u.oid
+    WHERE u.oid <> u.uid AND u.uid IN (SELECT oid FROM input)
+        AND EXISTS (
+            SELECT FROM edges AS e, special AS s WHERE e.member = u.oid AND e.roleid = s.iam
+        )
+    GROUP BY u.uid
 ),
 direct AS (
     SELECT m.member, array_agg(DISTINCT COALESCE(g.rolname::text, m.grantor::text)) AS grantors
@@ -123,7 +150,7 @@ member_counts AS (
 guarded_names AS (
     SELECT g.uid, array_agg(r.rolname::text ORDER BY r.rolname) AS names
     FROM guarded AS g JOIN pg_catalog.pg_roles AS r ON r.oid = g.oid
-    WHERE g.oid NOT IN (SELECT oid FROM iam_side)
+    WHERE g.oid NOT IN (SELECT oid FROM shortest)
     GROUP BY g.uid
 ),
 -- the other requested roles each requested role reaches: a GRANT to one of them
@@ -138,9 +165,10 @@ SELECT
     s.iam IS NOT NULL,
     i.name,
     i.oid,
-    i.oid IN (SELECT oid FROM iam_side),
+    i.oid IN (SELECT oid FROM shortest),
     d.grantors,
     COALESCE(pj.paths, '[]'::json),
+    COALESCE(h.names, '{{}}'),
     r.rolcanlogin,
     r.rolsuper,
     r.rolcreaterole,
@@ -162,6 +190,7 @@ LEFT JOIN input AS i ON true
 LEFT JOIN pg_catalog.pg_roles AS r ON r.oid = i.oid
 LEFT JOIN direct AS d ON d.member = i.oid
 LEFT JOIN path_json AS pj ON pj.uid = i.oid
+LEFT JOIN holders AS h ON h.uid = i.oid
 LEFT JOIN member_counts AS mc ON mc.uid = i.oid
 LEFT JOIN guarded_names AS gn ON gn.uid = i.oid
 LEFT JOIN requested_above AS ra ON ra.uid = i.oid
@@ -233,6 +262,8 @@ class RoleState:
     oid: int | None
     is_iam: bool
     direct_grantors: tuple[str, ...]
+    #: One shortest path to rds_iam through each role granted to this one that leads
+    #: there (``(name, "rds_iam")`` for a direct grant), shortest first.
     paths: tuple[tuple[str, ...], ...]
     can_login: bool
     is_superuser: bool
@@ -246,6 +277,8 @@ class RoleState:
     member_of_requested: tuple[str, ...]
     connection_limit: int | None
     valid_until: dt.datetime | None
+    #: The other roles this one reaches that are granted rds_iam directly.
+    holders: tuple[str, ...] = ()
 
     @property
     def exists(self) -> bool:
@@ -298,6 +331,7 @@ def parse_states(rows: Sequence[tuple[Any, ...]]) -> list[RoleState]:
             is_iam,
             grantors,
             paths,
+            holders,
             login,
             sup,
             crole,
@@ -317,6 +351,7 @@ def parse_states(rows: Sequence[tuple[Any, ...]]) -> list[RoleState]:
                 is_iam=bool(is_iam),
                 direct_grantors=tuple(grantors or ()),
                 paths=tuple(tuple(p) for p in paths),
+                holders=tuple(holders),
                 can_login=bool(login),
                 is_superuser=bool(sup),
                 can_create_role=bool(crole),
@@ -355,10 +390,16 @@ def round_trip(
     Without bind parameters psycopg sends a single ``Query`` message, so all
     parts cost one round trip and run inside the open (or implicit) transaction.
     """
+    if conn.pgconn.pipeline_status != pq.PipelineStatus.OFF:
+        raise ConfigurationError(
+            "rdsiamkit reads and switches auth modes in single-message round trips, which "
+            "pipeline mode cannot run: call it outside conn.pipeline()"
+        )
     query = sql.SQL(";\n").join([_JIT_OFF, *parts, _JIT_BACK])
     results: list[list[tuple[Any, ...]]] = []
     with conn.cursor(row_factory=tuple_row) as cur:
-        cur.execute(query)
+        # Several statements never make a prepared statement, whatever prepare_threshold says.
+        cur.execute(query, prepare=False)
         while True:
             if cur.description is not None:
                 results.append(cur.fetchall())

@@ -147,8 +147,12 @@ class AuthStatus:
     mode: AuthMode
     #: Granted ``rds_iam`` itself (not only through other roles).
     direct: bool
-    #: Each way to ``rds_iam``: ``(user, ..., "rds_iam")``, shortest first.
+    #: How ``user`` reaches ``rds_iam``: ``(user, "rds_iam")`` for a direct grant, and one
+    #: shortest ``(user, group, ..., "rds_iam")`` through each group granted to ``user`` that
+    #: leads there; shortest first.  (Every route would be exponential in nested groups.)
     paths: tuple[tuple[str, ...], ...]
+    #: The other roles ``user`` reaches that are granted ``rds_iam`` directly, on any route.
+    holders: tuple[str, ...]
     can_login: bool
     is_superuser: bool
     #: Superuser, CREATEROLE, or member of ``rds_superuser``: a lockout would hurt.
@@ -172,6 +176,7 @@ class AuthStatus:
             mode=AuthMode.IAM if state.is_iam else AuthMode.PASSWORD,
             direct=state.direct,
             paths=state.paths,
+            holders=state.holders,
             can_login=state.can_login,
             is_superuser=state.is_superuser,
             is_admin=state.is_admin,
@@ -674,20 +679,18 @@ def _guard_reasons(state: RoleState) -> list[str]:
 
 def _inherited_detail(state: RoleState) -> str:
     user = _ident(state.name)
-    paths = state.inherited_paths
-    vias = sorted({p[1] for p in paths})
-    holders = sorted({p[-2] for p in paths})
-    fixes = [f"REVOKE {_ident(v)} FROM {user}" for v in vias]
-    fixes += [
-        f"REVOKE {_ident(IAM_ROLE)} FROM {_ident(h)} (switches every member of {h})"
-        for h in holders
-    ]
+    vias = sorted({p[1] for p in state.inherited_paths})
+    cut_user = f"REVOKE {', '.join(_ident(v) for v in vias)} FROM {user}"
+    cut_holders = (
+        f"REVOKE {_ident(IAM_ROLE)} FROM {', '.join(_ident(h) for h in state.holders)} "
+        f"(switches every member of {', '.join(state.holders)})"
+    )
     also = " It also has a direct grant, which the switch would revoke." if state.direct else ""
-    shown = "; ".join(" -> ".join(p) for p in paths)
+    shown = "; ".join(" -> ".join(p) for p in state.inherited_paths)
     return (
-        f"{state.name} needs IAM through {', '.join(vias)} ({shown}), so revoking rds_iam "
-        f"from {state.name} cannot switch it to PASSWORD.{also} Cut every path first, "
-        f"e.g. {' or '.join(fixes)}; then switch it again"
+        f"{state.name} needs IAM through {', '.join(vias)} (shortest paths: {shown}), so "
+        f"revoking rds_iam from {state.name} cannot switch it to PASSWORD.{also} Cut every "
+        f"path first, with {cut_user} or {cut_holders}; then switch it again"
     )
 
 

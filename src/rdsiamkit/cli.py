@@ -387,6 +387,7 @@ def _status_dict(status: Any) -> dict[str, object]:
         "mode": status.mode.value,
         "direct": status.direct,
         "paths": [list(p) for p in status.paths],
+        "holders": list(status.holders),
         "can_login": status.can_login,
         "superuser": status.is_superuser,
         "admin": status.is_admin,

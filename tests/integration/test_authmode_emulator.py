@@ -33,6 +33,7 @@ from rdsiamkit.errors import (
     UserNotFoundError,
     VerificationFailedError,
 )
+from rdsiamkit.explore import list_users
 from rdsiamkit.testing import AuthFailureReason, FakeCredentials, RdsIamEmulator
 from rdsiamkit.tokens import TokenProvider
 
@@ -201,6 +202,66 @@ def test_auth_status_reports_paths_and_flags_in_one_round_trip(
     master = auth_status(admin, rds_emulator.master_user)
     assert master.mode is AuthMode.PASSWORD
     assert master.is_admin and master.is_session_user and not master.is_superuser
+
+
+def test_paths_are_one_shortest_per_group_and_holders_cover_the_longer_ones(
+    admin: psycopg.Connection[Any], make_role: MakeRole
+) -> None:
+    """u -> g -> rds_iam and u -> g -> h -> rds_iam: one path through g, both g and h named
+    as holders, and the PASSWORD refusal says to revoke rds_iam from both."""
+    h = make_role(login=False, password=None, member_of=["rds_iam"])
+    g = make_role(login=False, password=None, member_of=["rds_iam", h])
+    user = make_role(member_of=[g])
+    status = auth_status(admin, user)
+    assert status.paths == ((user, g, "rds_iam"),)
+    with pytest.raises(InheritedMembershipError) as info:
+        set_auth_mode(admin, user, AuthMode.PASSWORD)
+    assert status.holders == tuple(sorted([g, h]))
+    holders = ", ".join(f'"{role}"' for role in sorted([g, h]))
+    assert f'REVOKE "rds_iam" FROM {holders}' in str(info.value)
+
+
+def test_deep_diamond_of_groups_costs_linear_paths_not_exponential(
+    admin: psycopg.Connection[Any], make_role: MakeRole
+) -> None:
+    """18 levels of two groups each granted both groups above (2**18 routes to rds_iam): the
+    status holds one path per group the user is granted, of the shortest length."""
+    levels = 18
+    tag = uuid.uuid4().hex[:6]
+    top = [
+        make_role(f"dia_{tag}_{levels}{s}", login=False, password=None, member_of=["rds_iam"])
+        for s in "ab"
+    ]
+    above = top
+    for level in range(levels - 1, 0, -1):
+        above = [
+            make_role(f"dia_{tag}_{level}{s}", login=False, password=None, member_of=above)
+            for s in "ab"
+        ]
+    user = make_role(member_of=above)
+    with round_trips(admin) as count:
+        status = auth_status(admin, user)
+    assert count == [1]
+    assert [p[1] for p in status.paths] == above
+    assert all(len(p) == levels + 2 and p[-2] == top[0] for p in status.paths)
+    users = {u.name: u for u in list_users(admin)}
+    assert users[user].paths == status.paths and users[user].via == tuple(above)
+
+
+def test_prepare_threshold_zero_and_pipeline_mode(
+    rds_emulator: RdsIamEmulator, make_role: MakeRole
+) -> None:
+    """A connection that prepares every query still reads and switches; inside a pipeline the
+    kit says it cannot run there instead of failing on an empty result."""
+    user = make_role()
+    info = rds_emulator.conninfo(password=rds_emulator.master_password)
+    with psycopg.connect(**info, autocommit=True, prepare_threshold=0) as conn:
+        assert set_auth_mode(conn, user, AuthMode.IAM).changed
+        assert get_auth_mode(conn, user) is AuthMode.IAM
+        assert user in {u.name for u in list_users(conn)}
+        with conn.pipeline(), pytest.raises(ConfigurationError, match="pipeline"):
+            auth_status(conn, user)
+        assert get_auth_mode(conn, user) is AuthMode.IAM
 
 
 def test_superuser_is_not_iam_although_pg_has_role_says_member(

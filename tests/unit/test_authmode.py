@@ -64,6 +64,7 @@ def iam_role(name: str = "app", *vias: str, direct: bool = True) -> RoleState:
         is_iam=True,
         direct_grantors=("postgres",) if direct else (),
         paths=tuple(paths),
+        holders=vias,
     )
 
 
@@ -175,11 +176,23 @@ def test_inherited_membership_blocks_password(direct: bool) -> None:
 
 def test_inherited_detail_names_the_role_holding_rds_iam_on_deep_paths() -> None:
     """For app -> sub -> dept -> rds_iam the fixes are REVOKE sub FROM app or rds_iam FROM dept."""
-    state = role(is_iam=True, paths=(("app", "sub", "dept", "rds_iam"),))
+    state = role(is_iam=True, paths=(("app", "sub", "dept", "rds_iam"),), holders=("dept",))
     detail = _decide(state, AuthMode.PASSWORD, verify=False).detail
     assert 'REVOKE "sub" FROM "app"' in detail
     assert 'REVOKE "rds_iam" FROM "dept"' in detail
     assert "app -> sub -> dept -> rds_iam" in detail
+
+
+def test_inherited_detail_cuts_every_path_at_once() -> None:
+    """Two groups and two holders: one REVOKE names both groups, the other both holders."""
+    state = role(
+        is_iam=True,
+        paths=(("app", "a", "x", "rds_iam"), ("app", "b", "y", "rds_iam")),
+        holders=("x", "y", "z"),
+    )
+    detail = _decide(state, AuthMode.PASSWORD, verify=False).detail
+    assert 'REVOKE "a", "b" FROM "app"' in detail
+    assert 'REVOKE "rds_iam" FROM "x", "y", "z"' in detail
 
 
 @pytest.mark.parametrize(
