@@ -7,7 +7,9 @@ server binaries, a C compiler):
 * ``bench_storm``    tokens minted in a 64-thread storm and over sequential connects;
 * ``bench_connect``  connect time vs plain psycopg, minting per connect and
   aws-advanced-python-wrapper; pool checkout vs psycopg_pool;
-* ``bench_authmode`` switching 1,000 users to IAM and back in bulk vs one by one.
+* ``bench_authmode`` switching 1,000 users to IAM and back in bulk vs one by one;
+* ``bench_list_users`` listing 10,000 users' auth modes in one query vs one by one,
+  granted ``rds_iam`` directly and through 25 group routes each.
 
 A ratio below 1 means rdsiamkit needs less (time or tokens) than the
 alternative.  ``--write-docs`` rewrites ``docs/performance.md`` with the table,
@@ -178,6 +180,24 @@ def rows(figures: dict[str, Any]) -> list[Row]:
             "ms",
         )
     )
+    listing = figures["list_users"]
+    users = listing["users"]
+    for layout, what in (
+        ("flat", "flat"),
+        ("nested", f"{listing['nested']['routes_per_user']} group routes each"),
+    ):
+        measured = listing[layout]
+        one = measured["one_by_one"]
+        table.append(
+            (
+                f"list {users:,} users, {what}",
+                "rdsiamkit.list_users",
+                measured["list_ms"],
+                f"auth_status one by one (x{users:,} from {one['users']})",
+                one["ms_scaled"],
+                "ms",
+            )
+        )
     imports = figures["import"]["import_ms"]
     table.append(
         (
@@ -225,6 +245,8 @@ def render_markdown(table: list[Row], figures: dict[str, Any], where: dict[str, 
     connect = figures["connect"]
     storm = figures["storm"]
     switch = figures["authmode"]
+    listing = figures["list_users"]
+    flat, nested = listing["flat"], listing["nested"]
     out = [
         "# Performance",
         "",
@@ -281,6 +303,21 @@ def render_markdown(table: list[Row], figures: dict[str, Any], where: dict[str, 
         f"Plan: {switch['to_iam']['plan_round_trips']} round trip; apply: "
         f"{switch['to_iam']['apply_round_trips']} round trips in {switch['to_iam']['batches']} "
         "batches.",
+        f"- **list {listing['users']:,} users**: `bench/bench_list_users.py`, median of "
+        f"{listing['rounds']} `list_users()` calls, {flat['list_round_trips']} round trip "
+        f"each, listing {flat['roles_listed']:,} login roles (the users and the emulator's "
+        "own). Flat: every user granted `rds_iam` directly. Group routes: "
+        f"{nested['departments']} department groups granted `rds_iam`, "
+        f"{nested['teams']} team groups each a member of every department, every user "
+        f"a member of every team ({nested['routes_per_user']} routes to `rds_iam`; the kit "
+        f"reports one shortest path per team, {nested['paths_per_user']} per user). The "
+        "one-by-one figure is `auth_status()` per user "
+        f"({flat['one_by_one']['round_trips'] / flat['one_by_one']['users']:.0f} round trip "
+        "each) over "
+        f"{flat['one_by_one']['users']} users spread over the list (median of "
+        f"{listing['rounds']}), scaled to {listing['users']:,}: "
+        f"{flat['one_by_one']['ms_per_user']:.1f} ms per user flat, "
+        f"{nested['one_by_one']['ms_per_user']:.1f} ms with group routes.",
         f"- **import time**: `bench/bench_import.py`, median of {figures['import']['runs']} "
         "fresh interpreters per module, import statement only. `import rdsiamkit` imports "
         f"boto3/botocore: {'yes' if figures['import']['rdsiamkit_imports_boto3'] else 'no'}.",
@@ -404,6 +441,18 @@ def main() -> int:
     figures["authmode"] = run(
         "bench_authmode",
         ["--users", "1000", "--rounds", "1" if quick else "3", "--single", "20" if quick else "50"],
+        verbose=args.verbose,
+    )
+    figures["list_users"] = run(
+        "bench_list_users",
+        [
+            "--users",
+            "2000" if quick else "10000",
+            "--rounds",
+            "1" if quick else "3",
+            "--single",
+            "50" if quick else "200",
+        ],
         verbose=args.verbose,
     )
     if args.with_reliability:
