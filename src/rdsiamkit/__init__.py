@@ -58,7 +58,7 @@ if TYPE_CHECKING:
     )
     from rdsiamkit.discovery import DatabaseResource, discover, enable_iam_auth, list_databases
     from rdsiamkit.doctor import Diagnosis, diagnose
-    from rdsiamkit.explore import ClusterSummary, UserTable, list_users, summarize
+    from rdsiamkit.explore import ClusterSummary, UserInfo, UserTable, list_users, summarize
     from rdsiamkit.policy import PolicyDecision, connect_policy, evaluate_policy, simulate_connect
 
 # Loaded on first attribute access (PEP 562).
@@ -74,6 +74,7 @@ _LAZY = {
     "Diagnosis": "rdsiamkit.doctor",
     "PolicyDecision": "rdsiamkit.policy",
     "RefusalReason": "rdsiamkit.authmode",
+    "UserInfo": "rdsiamkit.explore",
     "UserTable": "rdsiamkit.explore",
     "auth_status": "rdsiamkit.authmode",
     "connect_policy": "rdsiamkit.policy",
@@ -133,6 +134,7 @@ __all__ = [
     "TLSVerificationError",
     "TokenCache",
     "TokenProvider",
+    "UserInfo",
     "UserNotFoundError",
     "UserTable",
     "VerificationFailedError",

@@ -222,6 +222,15 @@ LEFT JOIN input AS i ON true
 ORDER BY i.ord"""
 
 
+def printable(text: str) -> str:
+    """``text``, or its ``repr()`` if it holds a character that is not printable.
+
+    A newline, a carriage return or a terminal escape sequence in a role name
+    would otherwise forge lines of text output.
+    """
+    return text if text.isprintable() else repr(text)
+
+
 def check_name(name: object) -> str:
     """Return ``name`` if PostgreSQL can hold it as a role name unchanged."""
     if not isinstance(name, str):
@@ -265,6 +274,8 @@ class RoleState:
     #: One shortest path to rds_iam through each role granted to this one that leads
     #: there (``(name, "rds_iam")`` for a direct grant), shortest first.
     paths: tuple[tuple[str, ...], ...]
+    #: The other roles this one reaches that are granted rds_iam directly.
+    holders: tuple[str, ...]
     can_login: bool
     is_superuser: bool
     can_create_role: bool
@@ -277,8 +288,6 @@ class RoleState:
     member_of_requested: tuple[str, ...]
     connection_limit: int | None
     valid_until: dt.datetime | None
-    #: The other roles this one reaches that are granted rds_iam directly.
-    holders: tuple[str, ...] = ()
 
     @property
     def exists(self) -> bool:

@@ -49,6 +49,7 @@ from rdsiamkit._authmode_state import (
     names_literal,
     parse_modes,
     parse_states,
+    printable,
     read_modes,
     read_states,
     round_trip,
@@ -193,12 +194,12 @@ class AuthStatus:
                 how.append("granted rds_iam directly")
             vias = sorted({p[1] for p in self.paths if len(p) > 2})
             if vias:
-                how.append("through " + ", ".join(vias))
-            head = f"{self.user}: IAM ({' and '.join(how) or 'is rds_iam'})"
+                how.append("through " + ", ".join(map(printable, vias)))
+            head = f"{printable(self.user)}: IAM ({' and '.join(how) or 'is rds_iam'})"
         else:
-            head = f"{self.user}: PASSWORD (not a member of rds_iam)"
+            head = f"{printable(self.user)}: PASSWORD (not a member of rds_iam)"
         lines = [head]
-        lines.extend("  path: " + " -> ".join(p) for p in self.paths)
+        lines.extend("  path: " + " -> ".join(map(printable, p)) for p in self.paths)
         flags = [
             "can log in" if self.can_login else "NOLOGIN",
             f"superuser: {_yes(self.is_superuser)}",
@@ -311,10 +312,13 @@ class AuthModePlan:
             f"{len(self.to_revoke)} to PASSWORD (REVOKE rds_iam), "
             f"{len(self.unchanged)} unchanged, {len(self.refused)} refused"
         ]
-        lines.extend(f"  {c.statement:<7} {c.user}: {c.before} -> {c.after}" for c in self.changes)
-        lines.extend(f"  same    {u.user}: {u.mode}" for u in self.unchanged)
         lines.extend(
-            f"  REFUSED {r.user} -> {r.wanted} ({r.reason.value}): {r.detail}" for r in self.refused
+            f"  {c.statement:<7} {printable(c.user)}: {c.before} -> {c.after}" for c in self.changes
+        )
+        lines.extend(f"  same    {printable(u.user)}: {u.mode}" for u in self.unchanged)
+        lines.extend(
+            f"  REFUSED {printable(r.user)} -> {r.wanted} ({r.reason.value}): {r.detail}"
+            for r in self.refused
         )
         return "\n".join(lines)
 
@@ -605,10 +609,10 @@ def _decide(
     state: RoleState, target: AuthMode, *, verify: bool, include_members: bool = False
 ) -> _Decision:
     """The one rule book for :func:`set_auth_mode`, plans, and re-checks at apply time."""
-    user = state.name
+    user = printable(state.name)
     if state.oid is None:
         return _Decision(
-            reason=RefusalReason.USER_NOT_FOUND, detail=f"role {user!r} does not exist"
+            reason=RefusalReason.USER_NOT_FOUND, detail=f"role {state.name!r} does not exist"
         )
     if user == IAM_ROLE:
         return _Decision(
@@ -635,13 +639,13 @@ def _decide(
 
 
 def _decide_iam(state: RoleState, *, verify: bool) -> _Decision:
-    user = state.name
+    user = printable(state.name)
     if state.is_iam:
         return _Decision()
     if state.in_rds_ad:
         return _Decision(reason=RefusalReason.CONFLICT, detail=_kerberos_conflict(user))
     if state.guarded_members:
-        members = ", ".join(state.guarded_members)
+        members = ", ".join(map(printable, state.guarded_members))
         return _Decision(
             reason=RefusalReason.LOCKOUT_GUARD,
             detail=(
@@ -683,14 +687,15 @@ def _inherited_detail(state: RoleState) -> str:
     cut_user = f"REVOKE {', '.join(_ident(v) for v in vias)} FROM {user}"
     cut_holders = (
         f"REVOKE {_ident(IAM_ROLE)} FROM {', '.join(_ident(h) for h in state.holders)} "
-        f"(switches every member of {', '.join(state.holders)})"
+        f"(switches every member of {', '.join(map(printable, state.holders))})"
     )
     also = " It also has a direct grant, which the switch would revoke." if state.direct else ""
-    shown = "; ".join(" -> ".join(p) for p in state.inherited_paths)
+    shown = "; ".join(" -> ".join(map(printable, p)) for p in state.inherited_paths)
+    name = printable(state.name)
     return (
-        f"{state.name} needs IAM through {', '.join(vias)} (shortest paths: {shown}), so "
-        f"revoking rds_iam from {state.name} cannot switch it to PASSWORD.{also} Cut every "
-        f"path first, with {cut_user} or {cut_holders}; then switch it again"
+        f"{name} needs IAM through {', '.join(map(printable, vias))} (shortest paths: {shown}), "
+        f"so revoking rds_iam from {name} cannot switch it to PASSWORD.{also} Cut every path "
+        f"first, with {cut_user} or {cut_holders}; then switch it again"
     )
 
 
@@ -760,9 +765,9 @@ def _describe(
     changed = decision.switch
     if changed:
         verb = "would switch" if dry_run else "switched"
-        message = f"{state.name}: {verb} {before} -> {target} ({_verb(target)} rds_iam)"
+        message = f"{printable(state.name)}: {verb} {before} -> {target} ({_verb(target)} rds_iam)"
     else:
-        message = f"{state.name}: already {target}, nothing to switch"
+        message = f"{printable(state.name)}: already {target}, nothing to switch"
     if new_password is not None:
         message += "; new password " + ("would be set" if dry_run else "set")
     return AuthModeChange(
@@ -810,7 +815,8 @@ def _execute_switch(
     _raise_refusal(recheck)
     if fresh.oid != state.oid or recheck.switch != decision.switch:
         raise AuthModeError(
-            f"{state.name} changed while it was being switched, so nothing was changed; try again"
+            f"{printable(state.name)} changed while it was being switched, so nothing was "
+            "changed; try again"
         )
     (mode,) = parse_modes(results[-1])
     if mode.is_iam != (target is AuthMode.IAM):
@@ -835,16 +841,19 @@ def _check_isolation(rows: Sequence[tuple[Any, ...]]) -> None:
 def _not_switched(state: RoleState, target: AuthMode, server_version: int) -> str:
     """Why a role is not in ``target`` mode right after the statement that should do it."""
     if target is AuthMode.IAM:
-        return f"{state.name} still logs in with its password after GRANT rds_iam; rolled back"
+        return (
+            f"{printable(state.name)} still logs in with its password after GRANT rds_iam; "
+            "rolled back"
+        )
     if server_version < 160000 or not state.direct_grantors:
         return (
-            f"{state.name} still needs IAM after REVOKE rds_iam, so it was rolled back: a role "
-            "it belongs to reaches rds_iam now (granted since the re-check); look at "
+            f"{printable(state.name)} still needs IAM after REVOKE rds_iam, so it was rolled "
+            "back: a role it belongs to reaches rds_iam now (granted since the re-check); look at "
             "auth_status() and switch again"
         )
     grantors = ", ".join(state.direct_grantors)
     return (
-        f"{state.name} still needs IAM after REVOKE rds_iam, so it was rolled back: on "
+        f"{printable(state.name)} still needs IAM after REVOKE rds_iam, so it was rolled back: on "
         "PostgreSQL 16+ REVOKE only removes grants made by the current role, and this one was "
         f"granted by {grantors}; revoke it as that role (or with GRANTED BY), then switch again"
     )

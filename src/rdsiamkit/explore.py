@@ -6,9 +6,12 @@ round trip, through the same walk as pg_hba's ``+rds_iam``
 do.  :func:`summarize` adds the AWS side (IAM auth enabled, endpoints,
 resource id, engine version) when credentials are at hand.
 
-Results print as text, render as HTML tables in Jupyter (``_repr_html_``),
-turn into plain dicts (``to_dicts()``) and into a DataFrame (``to_pandas()``,
-when pandas is installed: ``pip install rdsiamkit[pandas]``).
+Results print as text, render as HTML tables in Jupyter (``_repr_html_``,
+at most :data:`HTML_MAX_ROWS` roles), turn into plain dicts (``to_dicts()``)
+and into a DataFrame (``to_pandas()``, when pandas is installed:
+``pip install rdsiamkit[pandas]``).  The text table shows a name that is not
+printable (a newline, an escape sequence) in its ``repr()`` form, so a role
+name cannot forge lines in a terminal; dicts and DataFrames keep the real name.
 """
 
 from __future__ import annotations
@@ -19,14 +22,20 @@ import importlib
 import logging
 from collections.abc import Iterator, Sequence
 from types import ModuleType
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, TypeVar, overload
 
 import attrs
 import psycopg
 from psycopg import sql
 from psycopg.rows import tuple_row
 
-from rdsiamkit._authmode_state import RoleState, parse_states, round_trip, state_query
+from rdsiamkit._authmode_state import (
+    RoleState,
+    parse_states,
+    printable,
+    round_trip,
+    state_query,
+)
 from rdsiamkit.authmode import AuthMode
 from rdsiamkit.errors import AuthModeError, ConfigurationError, RdsIamError
 
@@ -36,7 +45,7 @@ if TYPE_CHECKING:
     # pandas is optional and ships no type information: DataFrame is Any to mypy.
     import pandas  # type: ignore[import-not-found,import-untyped,unused-ignore]
 
-    from rdsiamkit.discovery import DatabaseResource
+    from rdsiamkit.discovery import DatabaseResource, ResourceEndpoint
 
 __all__ = ["ClusterSummary", "UserInfo", "UserTable", "list_users", "summarize"]
 
@@ -46,6 +55,9 @@ _R = TypeVar("_R")
 
 #: A plain value of :meth:`UserTable.to_dicts` rows.
 Cell = str | int | bool | None
+#: At most this many roles in a notebook's HTML table (``_repr_html_``); a footer
+#: row counts the rest.  Text, ``to_dicts()`` and ``to_pandas()`` hold every role.
+HTML_MAX_ROWS = 500
 #: The keys of :meth:`UserInfo.to_dict`, in order: the columns of ``to_pandas()``.
 USER_COLUMNS = (
     "name",
@@ -91,11 +103,16 @@ class UserInfo:
     """One role: how it logs in (as pg_hba's ``+rds_iam`` decides) and what it may do."""
 
     name: str
+    #: Its auth mode as pg_hba decides it, also for a role that cannot log in
+    #: (tables show ``no login`` for those, and count them apart).
     mode: AuthMode
     #: Granted ``rds_iam`` itself.
     direct: bool
-    #: Each way to ``rds_iam``: ``(name, ..., "rds_iam")``, shortest first.
+    #: The ways to ``rds_iam``, shortest first: ``(name, "rds_iam")`` for a direct
+    #: grant, and one shortest ``(name, group, ..., "rds_iam")`` through each group
+    #: granted to this role that leads there (not every route).
     paths: tuple[tuple[str, ...], ...]
+    #: Has ``LOGIN``; a ``NOLOGIN`` role (a group) never logs in, whatever its ``mode``.
     can_login: bool
     is_superuser: bool
     can_create_role: bool
@@ -136,12 +153,7 @@ class UserInfo:
     @property
     def iam_path(self) -> str:
         """``direct``, ``via a, b``, both, or ``""`` for a password user."""
-        parts = []
-        if self.direct:
-            parts.append("direct")
-        if self.via:
-            parts.append("via " + ", ".join(self.via))
-        return " + ".join(parts)
+        return _iam_path(self.direct, self.via)
 
     @property
     def admin_flags(self) -> tuple[str, ...]:
@@ -174,6 +186,17 @@ class UserInfo:
         }
 
 
+def _iam_path(direct: bool, via: Sequence[str]) -> str:
+    parts = []
+    if direct:
+        parts.append("direct")
+    if via:
+        parts.append("via " + ", ".join(via))
+    return " + ".join(parts)
+
+
+#: The mode cell of a role that cannot log in (its ``mode`` still says what pg_hba would do).
+_NO_LOGIN = "no login"
 # What the text and HTML tables show: header, and how to read the cell from a UserInfo.
 _COLUMNS: tuple[tuple[str, str], ...] = (
     ("user", "name"),
@@ -186,11 +209,19 @@ _COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
-def _cells(user: UserInfo) -> list[str]:
+def _cells(user: UserInfo, *, text: bool) -> list[str]:
+    """The table cells of ``user``; ``text``: names not printable as their ``repr()``."""
     row = user.to_dict()
     out = []
     for _, key in _COLUMNS:
-        if key == "admin":
+        if key == "name":
+            out.append(printable(user.name) if text else user.name)
+        elif key == "mode":
+            out.append(user.mode.value if user.can_login else _NO_LOGIN)
+        elif key == "iam_path":
+            via = [printable(v) for v in user.via] if text else user.via
+            out.append(_iam_path(user.direct, via) or "-")
+        elif key == "admin":
             out.append(", ".join(user.admin_flags) or "-")
         elif key == "connection_limit":
             out.append("unlimited" if user.connection_limit is None else str(user.connection_limit))
@@ -214,15 +245,29 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, rows)])
 
 
-def html_table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, caption: str) -> str:
-    """An escaped HTML table: role names may hold ``<``, ``&`` or quotes."""
+def html_table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    caption: str,
+    footer: str | None = None,
+) -> str:
+    """An escaped HTML table: role names may hold ``<``, ``&`` or quotes.
+
+    ``footer``: one more row, across every column, after the body (``<tfoot>``).
+    """
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows
     )
+    foot = (
+        ""
+        if footer is None
+        else f'<tfoot><tr><td colspan="{len(headers)}">{html.escape(footer)}</td></tr></tfoot>'
+    )
     return (
         f"<table><caption>{html.escape(caption)}</caption>"
-        f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody>{foot}</table>"
     )
 
 
@@ -236,9 +281,26 @@ def _import_pandas() -> ModuleType:
         ) from err
 
 
+# to_pandas() dtypes beyond what pandas infers from to_dicts(): nullable booleans
+# and integers (a limit of 3 stays 3, not 3.0); valid_until is set apart.
+_PANDAS_DTYPES = {
+    "direct": "boolean",
+    "can_login": "boolean",
+    "superuser": "boolean",
+    "createrole": "boolean",
+    "rds_superuser": "boolean",
+    "admin": "boolean",
+    "rds_ad": "boolean",
+    "connection_limit": "Int64",
+}
+
+
 @attrs.frozen
 class UserTable(Sequence[UserInfo]):
-    """The roles of a cluster with their auth modes; a sequence of :class:`UserInfo`."""
+    """The roles of a cluster with their auth modes; a sequence of :class:`UserInfo`.
+
+    ``table[i]`` is a :class:`UserInfo`, ``table[i:j]`` a :class:`UserTable`.
+    """
 
     users: tuple[UserInfo, ...]
 
@@ -248,7 +310,15 @@ class UserTable(Sequence[UserInfo]):
     def __iter__(self) -> Iterator[UserInfo]:
         return iter(self.users)
 
-    def __getitem__(self, index: int) -> UserInfo:  # type: ignore[override]
+    @overload
+    def __getitem__(self, index: int) -> UserInfo: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> UserTable: ...
+
+    def __getitem__(self, index: int | slice) -> UserInfo | UserTable:
+        if isinstance(index, slice):
+            return attrs.evolve(self, users=self.users[index])
         return self.users[index]
 
     def get(self, name: str) -> UserInfo | None:
@@ -256,19 +326,31 @@ class UserTable(Sequence[UserInfo]):
         return next((u for u in self.users if u.name == name), None)
 
     def counts(self) -> dict[AuthMode, int]:
-        """How many roles use each mode."""
+        """How many roles that can log in use each mode (see :meth:`nologin_count`)."""
         counts = dict.fromkeys(AuthMode, 0)
         for user in self.users:
-            counts[user.mode] += 1
+            if user.can_login:
+                counts[user.mode] += 1
         return counts
 
+    def nologin_count(self) -> int:
+        """How many roles cannot log in (listed with ``include_nologin=True``)."""
+        return sum(1 for u in self.users if not u.can_login)
+
     def headline(self) -> str:
-        """``N roles: I IAM, P PASSWORD, A admins``."""
+        """``N roles: I IAM, P PASSWORD[, K NOLOGIN], A admin(s)``.
+
+        IAM and PASSWORD count the roles that can log in; ``K NOLOGIN`` (only when
+        there are some) the others; admins are counted among all of them.
+        """
         counts = self.counts()
+        nologin = self.nologin_count()
         admins = sum(1 for u in self.users if u.is_admin)
         return (
             f"{len(self.users)} roles: {counts[AuthMode.IAM]} IAM, "
-            f"{counts[AuthMode.PASSWORD]} PASSWORD, {admins} admin(s)"
+            f"{counts[AuthMode.PASSWORD]} PASSWORD, "
+            + (f"{nologin} NOLOGIN, " if nologin else "")
+            + f"{admins} admin(s)"
         )
 
     def to_dicts(self) -> list[dict[str, Cell]]:
@@ -276,23 +358,50 @@ class UserTable(Sequence[UserInfo]):
         return [u.to_dict() for u in self.users]
 
     def to_pandas(self) -> pandas.DataFrame:
-        """A DataFrame with one row per role (needs pandas: ``rdsiamkit[pandas]``)."""
-        frame: pandas.DataFrame = _import_pandas().DataFrame(
-            self.to_dicts(), columns=list(USER_COLUMNS)
+        """A DataFrame with one row per role (needs pandas: ``rdsiamkit[pandas]``).
+
+        Columns are :data:`USER_COLUMNS`: flags are nullable ``boolean``,
+        ``connection_limit`` nullable ``Int64`` (``<NA>``: unlimited) and
+        ``valid_until`` ``datetime64[us, UTC]`` (``NaT``: never).
+        """
+        pd = _import_pandas()
+        numpy = importlib.import_module("numpy")  # a dependency of pandas
+        frame: pandas.DataFrame = pd.DataFrame(self.to_dicts(), columns=list(USER_COLUMNS))
+        frame = frame.astype(_PANDAS_DTYPES)
+        # Microseconds, as Python keeps them: pandas 2's nanoseconds end in 2262,
+        # and a password may be valid until 9999.
+        utc = [
+            None if u.valid_until is None else u.valid_until.astimezone(dt.timezone.utc)
+            for u in self.users
+        ]
+        stamps = numpy.array(
+            [None if t is None else t.replace(tzinfo=None) for t in utc], dtype="datetime64[us]"
         )
+        frame["valid_until"] = pd.DatetimeIndex(stamps).tz_localize("UTC")
         return frame
 
     def __str__(self) -> str:
+        """The headline and an aligned table of every role (odd names ``repr()``-escaped)."""
         headers = [h for h, _ in _COLUMNS]
-        return self.headline() + "\n" + render_table(headers, [_cells(u) for u in self.users])
+        rows = [_cells(u, text=True) for u in self.users]
+        return self.headline() + "\n" + render_table(headers, rows)
 
     def _repr_html_(self) -> str:
+        """The headline and the first :data:`HTML_MAX_ROWS` roles, as an escaped table."""
         headers = [h for h, _ in _COLUMNS]
-        return html_table(headers, [_cells(u) for u in self.users], caption=self.headline())
+        shown = self.users[: max(HTML_MAX_ROWS, 0)]
+        more = len(self.users) - len(shown)
+        roles = "role" if more == 1 else "roles"
+        footer = f"… and {more} more {roles}; use to_pandas() or to_dicts() for all"
+        rows = [_cells(u, text=False) for u in shown]
+        return html_table(headers, rows, caption=self.headline(), footer=footer if more else None)
 
 
 def list_users(conn: psycopg.Connection[_R], *, include_nologin: bool = False) -> UserTable:
-    """Every login role (``include_nologin``: every role) with its auth mode, in one query.
+    """Every login role (``include_nologin``: every role but ``rds_iam``) with its auth mode.
+
+    With ``include_nologin`` the table's counts and headline still count only
+    roles that can log in as IAM or PASSWORD users, the rest as NOLOGIN.
 
     The server lists the roles and walks ``pg_auth_members`` for all of them in
     a single simple-protocol round trip, as pg_hba's ``+rds_iam`` does: no
@@ -326,7 +435,12 @@ class ClusterSummary:
     aws_error: str | None
 
     def to_dict(self) -> dict[str, object]:
-        """Plain values, for JSON."""
+        """Plain values, for JSON.
+
+        ``iam_users`` and ``password_users`` count the roles that can log in,
+        ``nologin_roles`` the others; an endpoint's ``port`` is the resource's
+        when the endpoint names none (``None``: not known).
+        """
         aws: dict[str, object] | None = None
         if self.aws is not None:
             aws = {
@@ -342,7 +456,7 @@ class ClusterSummary:
                 "engine_version": self.aws.engine_version,
                 "status": self.aws.status,
                 "endpoints": [
-                    {"kind": e.kind.value, "host": e.host, "port": e.port}
+                    {"kind": e.kind.value, "host": e.host, "port": _port(e, self.aws)}
                     for e in self.aws.endpoints
                 ],
                 "pending_modifications": list(self.aws.pending_modifications),
@@ -356,6 +470,7 @@ class ClusterSummary:
             "roles": len(self.users),
             "iam_users": counts[AuthMode.IAM],
             "password_users": counts[AuthMode.PASSWORD],
+            "nologin_roles": self.users.nologin_count(),
             "aws": aws,
             "aws_error": self.aws_error,
         }
@@ -377,22 +492,36 @@ class ClusterSummary:
             ("AWS resource", f"{resource.kind.value} {resource.identifier} ({resource.arn})"),
             ("IAM database auth", iam),
             ("resource id for rds-db ARNs", resource.iam_resource_id),
-            ("engine", f"{resource.engine} {resource.engine_version} ({resource.status})"),
+            ("engine", _engine(resource)),
         ]
-        facts += [
-            (f"endpoint ({e.kind.value})", f"{e.host}:{e.port or resource.port}")
-            for e in resource.endpoints
-        ]
+        for e in resource.endpoints:
+            port = _port(e, resource)
+            facts.append(
+                (f"endpoint ({e.kind.value})", e.host if port is None else f"{e.host}:{port}")
+            )
         return facts
 
     def __str__(self) -> str:
-        width = max(len(k) for k, _ in self._facts())
-        lines = [f"{k.ljust(width)}  {v}" for k, v in self._facts()]
+        """The facts, one per line (odd values ``repr()``-escaped), then the users' table."""
+        facts = self._facts()
+        width = max(len(k) for k, _ in facts)
+        lines = [f"{k.ljust(width)}  {printable(v)}" for k, v in facts]
         return "\n".join(lines) + "\n\n" + str(self.users)
 
     def _repr_html_(self) -> str:
         facts = html_table(["", ""], self._facts(), caption=f"{self.host}:{self.port}")
         return facts + self.users._repr_html_()
+
+
+def _engine(resource: DatabaseResource) -> str:
+    """``engine version (status)``, leaving out what AWS did not say (a proxy has no version)."""
+    engine = " ".join(x for x in (resource.engine, resource.engine_version) if x) or "unknown"
+    return engine if resource.status is None else f"{engine} ({resource.status})"
+
+
+def _port(endpoint: ResourceEndpoint, resource: DatabaseResource) -> int | None:
+    """The endpoint's port, else the resource's; ``None`` when neither is known."""
+    return endpoint.port if endpoint.port is not None else resource.port
 
 
 def summarize(

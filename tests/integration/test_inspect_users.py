@@ -148,3 +148,74 @@ def test_summary_combines_database_and_aws_views(rds_emulator: RdsIamEmulator) -
     assert summary.aws.iam_resource_id in text and "<table>" in summary._repr_html_()
     assert offline.aws is None and offline.aws_error is not None
     assert "not available" in str(offline)
+
+
+def test_nologin_roles_are_not_password_users(rds_emulator: RdsIamEmulator, prefix: str) -> None:
+    """With include_nologin, groups count as NOLOGIN, not PASSWORD/IAM, and show "no login"."""
+    with rds_emulator.connect_admin() as conn:
+        for statement in (
+            "CREATE ROLE {p}iamgrp NOLOGIN",
+            "GRANT rds_iam TO {p}iamgrp",
+            "CREATE ROLE {p}grp NOLOGIN",
+            "CREATE ROLE {p}user LOGIN IN ROLE {p}iamgrp",
+        ):
+            conn.execute(statement.format(p=prefix))
+        logins = list_users(conn)
+        everything = list_users(conn, include_nologin=True)
+        summary = summarize(conn, aws=False, include_nologin=True)
+    assert everything.counts() == logins.counts()
+    nologin = [u for u in everything if not u.can_login]
+    assert {"pg_monitor", prefix + "grp", prefix + "iamgrp"} <= {u.name for u in nologin}
+    assert everything.nologin_count() == len(nologin) == len(everything) - len(logins)
+    assert f", {len(nologin)} NOLOGIN, " in everything.headline()
+    data = summary.to_dict()
+    assert data["password_users"] == logins.counts()[AuthMode.PASSWORD]
+    assert data["iam_users"] == logins.counts()[AuthMode.IAM]
+    assert data["nologin_roles"] == len(nologin)
+    rows = {line.split()[0]: line.split() for line in str(everything).splitlines()[3:]}
+    assert rows[prefix + "grp"][1:3] == ["no", "login"]
+    assert rows[prefix + "iamgrp"][1:4] == ["no", "login", "direct"]
+    assert rows[prefix + "user"][1:4] == ["iam", "via", prefix + "iamgrp"]
+    group = everything.get(prefix + "iamgrp")
+    assert group is not None and group.mode is AuthMode.IAM and not group.can_login
+
+
+def test_role_names_cannot_forge_text_lines(rds_emulator: RdsIamEmulator, prefix: str) -> None:
+    """Names with newlines or terminal escapes print escaped; dicts keep the real name."""
+    forged = prefix + "x\nroot  iam  direct  yes"
+    escape = prefix + "\x1b[2J\x1b[31mred"
+    group = prefix + "g\rp"
+    with rds_emulator.connect_admin() as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(forged)))
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(escape)))
+        conn.execute(
+            sql.SQL("CREATE ROLE {} NOLOGIN IN ROLE rds_iam").format(sql.Identifier(group))
+        )
+        conn.execute(
+            sql.SQL("CREATE ROLE {} LOGIN IN ROLE {}").format(
+                sql.Identifier(prefix + "member"), sql.Identifier(group)
+            )
+        )
+        table = list_users(conn)
+    text = str(table)
+    assert len(text.splitlines()) == 3 + len(table)
+    assert "\x1b" not in text and "\r" not in text
+    assert repr(forged) in text and repr(escape) in text and f"via {group!r}" in text
+    names = {r["name"] for r in table.to_dicts()}
+    assert {forged, escape, prefix + "member"} <= names
+
+
+def test_to_pandas_keeps_server_types(rds_emulator: RdsIamEmulator, prefix: str) -> None:
+    """A connection limit of 3 stays the integer 3 and VALID UNTIL a UTC timestamp."""
+    import pandas as pd
+
+    with rds_emulator.connect_admin() as conn:
+        conn.execute(
+            f"CREATE ROLE {prefix}lim LOGIN CONNECTION LIMIT 3 VALID UNTIL '2031-01-01 12:00:00+02'"
+        )
+        frame = list_users(conn).to_pandas().set_index("name")
+    row = frame.loc[prefix + "lim"]
+    assert row["connection_limit"] == 3 and str(frame["connection_limit"].dtype) == "Int64"
+    assert row["valid_until"] == pd.Timestamp("2031-01-01 10:00", tz="UTC")
+    assert str(frame["valid_until"].dtype) == "datetime64[us, UTC]"
+    assert frame.loc[rds_emulator.master_user, "connection_limit"] is pd.NA

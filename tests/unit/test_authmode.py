@@ -40,6 +40,7 @@ def role(name: str = "app", **changes: Any) -> RoleState:
         is_iam=False,
         direct_grantors=(),
         paths=(),
+        holders=(),
         can_login=True,
         is_superuser=False,
         can_create_role=False,
@@ -181,6 +182,21 @@ def test_inherited_detail_names_the_role_holding_rds_iam_on_deep_paths() -> None
     assert 'REVOKE "sub" FROM "app"' in detail
     assert 'REVOKE "rds_iam" FROM "dept"' in detail
     assert "app -> sub -> dept -> rds_iam" in detail
+
+
+def test_status_text_escapes_unprintable_role_names() -> None:
+    """A newline or escape in a role or group name cannot forge lines of str(status), and the
+    refusal's prose names the role escaped (its SQL keeps the real, quoted name)."""
+    state = role(
+        "ev\nil", is_iam=True, paths=(("ev\nil", "gr\x1bp", "rds_iam"),), holders=("gr\x1bp",)
+    )
+    text = str(AuthStatus._from_state(state))
+    assert "ev\nil" not in text and "\x1b" not in text
+    assert text.startswith("'ev\\nil': IAM (through 'gr\\x1bp')")
+    assert "  path: 'ev\\nil' -> 'gr\\x1bp' -> rds_iam" in text.splitlines()
+    detail = _decide(state, AuthMode.PASSWORD, verify=False).detail
+    assert detail.startswith("'ev\\nil' needs IAM through 'gr\\x1bp' (shortest paths: ")
+    assert 'REVOKE "gr\x1bp" FROM "ev\nil"' in detail
 
 
 def test_inherited_detail_cuts_every_path_at_once() -> None:

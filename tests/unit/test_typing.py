@@ -32,11 +32,14 @@ async def use() -> None:
     assert_type(adconn, psycopg.AsyncConnection[DictRow])
     mode: rdsiamkit.AuthMode = rdsiamkit.AuthMode.parse("iam")
     assert_type(mode, rdsiamkit.AuthMode)
+    users = rdsiamkit.list_users(conn)
+    assert_type(users[0], rdsiamkit.UserInfo)
+    assert_type(users[0:2], rdsiamkit.UserTable)
 """
 
 
 def test_public_api_infers_precise_types(tmp_path: Path) -> None:
-    """Pools and connections infer their psycopg row types without annotations."""
+    """Pools, connections and UserTable items/slices infer precise types without annotations."""
     source = tmp_path / "snippet.py"
     source.write_text(textwrap.dedent(SNIPPET))
     out, err, status = api.run(["--strict", "--no-incremental", str(source)])
