@@ -743,20 +743,25 @@ def test_failing_batch_rolls_back(
         assert modes == [AuthMode.IAM] * 4 + [AuthMode.PASSWORD]
 
 
-def test_catalog_round_trips_leave_the_callers_jit_setting_alone(
+def test_catalog_round_trips_leave_the_callers_planner_settings_alone(
     rds_emulator: RdsIamEmulator, make_role: MakeRole
 ) -> None:
-    """JIT is off only inside each catalog round trip; session and transaction keep theirs."""
+    """JIT and sequential scans are off only inside each catalog round trip; the session and
+    the transaction keep theirs."""
     user = make_role()
     with rds_emulator.connect_admin() as conn:
         conn.execute("SET jit = on")
+        conn.execute("SET enable_seqscan = on")
         auth_status(conn, user)
         assert conn.execute("SHOW jit").fetchone() == ("on",)
+        assert conn.execute("SHOW enable_seqscan").fetchone() == ("on",)
     with rds_emulator.connect_admin(autocommit=False) as conn:
         conn.execute("SET LOCAL jit = on")
+        conn.execute("SET LOCAL enable_seqscan = on")
         set_auth_mode(conn, user, AuthMode.IAM)
         plan_auth_modes(conn, {user: "password"}).apply(conn)
         assert conn.execute("SHOW jit").fetchone() == ("on",)
+        assert conn.execute("SHOW enable_seqscan").fetchone() == ("on",)
         conn.rollback()
 
 
