@@ -106,6 +106,9 @@ dist(oid, d) AS (
     SELECT iam, 0 FROM special WHERE iam IS NOT NULL
     UNION
     SELECT e.member, t.d + 1 FROM dist AS t JOIN up_edges AS e ON e.roleid = t.oid
+    -- PostgreSQL refuses circular grants, but two concurrent GRANTs can still commit a
+    -- cycle; no shortest path is longer than there are roles, so this ends the walk
+    WHERE t.d < (SELECT count(DISTINCT oid) FROM up)
 ),
 shortest AS (
     SELECT oid, min(d) AS d FROM dist GROUP BY oid
@@ -132,6 +135,7 @@ paths(uid, last, names) AS (
     FROM paths AS p
     JOIN next_hop AS h ON h.oid = p.last
     JOIN pg_catalog.pg_roles AS r ON r.oid = h.next
+    WHERE h.next <> p.uid  -- only a cycle leads back: such a way is no path of its own
 ),
 path_json AS (
     SELECT p.uid, json_agg(p.names ORDER BY array_length(p.names, 1), p.names) AS paths

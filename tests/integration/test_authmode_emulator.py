@@ -248,6 +248,32 @@ def test_deep_diamond_of_groups_costs_linear_paths_not_exponential(
     assert users[user].paths == status.paths and users[user].via == tuple(above)
 
 
+def test_a_membership_cycle_from_concurrent_grants_is_walked_to_the_end(
+    rds_emulator: RdsIamEmulator, admin: psycopg.Connection[Any], make_role: MakeRole
+) -> None:
+    """Two concurrent GRANTs can commit p -> q -> p (each check misses the other's row): the
+    reads still end, and p's way back through q is no inherited path."""
+    p = make_role(login=False, password=None, member_of=["rds_iam"])
+    q = make_role(login=False, password=None)
+    user = make_role(member_of=[p])
+    with (
+        rds_emulator.connect_admin(autocommit=False) as first,
+        rds_emulator.connect_admin(autocommit=False) as second,
+    ):
+        first.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(q), sql.Identifier(p)))
+        second.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(p), sql.Identifier(q)))
+        first.commit()
+        second.commit()
+    admin.execute("SET statement_timeout = '20s'")  # a walk that never ends fails, not hangs
+    assert auth_status(admin, user).paths == ((user, p, "rds_iam"),)
+    status = auth_status(admin, p)
+    assert (status.mode, status.paths, status.holders) == (AuthMode.IAM, ((p, "rds_iam"),), ())
+    other = auth_status(admin, q)
+    assert (other.paths, other.holders) == (((q, p, "rds_iam"),), (p,))
+    assert {u.name for u in list_users(admin, include_nologin=True)} >= {p, q, user}
+    admin.execute("RESET statement_timeout")
+
+
 def test_prepare_threshold_zero_and_pipeline_mode(
     rds_emulator: RdsIamEmulator, make_role: MakeRole
 ) -> None:
