@@ -107,8 +107,8 @@ dist(oid, d) AS (
     UNION
     SELECT e.member, t.d + 1 FROM dist AS t JOIN up_edges AS e ON e.roleid = t.oid
     -- PostgreSQL refuses circular grants, but two concurrent GRANTs can still commit a
-    -- cycle; no shortest path is longer than there are roles, so this ends the walk
-    WHERE t.d < (SELECT count(DISTINCT oid) FROM up)
+    -- cycle; each step of a shortest path ends at a different group, so this ends the walk
+    WHERE t.d < (SELECT count(DISTINCT roleid) FROM up_edges)
 ),
 shortest AS (
     SELECT oid, min(d) AS d FROM dist GROUP BY oid
@@ -292,9 +292,11 @@ class RoleState:
     is_iam: bool
     direct_grantors: tuple[str, ...]
     #: One shortest path to rds_iam through each role granted to this one that leads
-    #: there (``(name, "rds_iam")`` for a direct grant), shortest first.
+    #: there (``(name, "rds_iam")`` for a direct grant), shortest first.  In a membership
+    #: cycle (only concurrent GRANTs can commit one) a way back through this role is left out.
     paths: tuple[tuple[str, ...], ...]
-    #: The other roles this one reaches that are granted rds_iam directly.
+    #: The other roles this one reaches that are granted rds_iam directly: non-empty exactly
+    #: when it needs IAM through another role, cycles or not.
     holders: tuple[str, ...]
     can_login: bool
     is_superuser: bool

@@ -586,9 +586,10 @@ def _plan_conflicts(
         group: _Decision(
             reason=RefusalReason.PLAN_CONFLICT,
             detail=(
-                f"granting rds_iam to {group} would also switch its member role(s) "
-                f"{', '.join(sorted(members))} to IAM, but this plan wants them on PASSWORD; "
-                f"drop one of the two from the plan, or take them out of {group}"
+                f"granting rds_iam to {printable(group)} would also switch its member role(s) "
+                f"{', '.join(map(printable, sorted(members)))} to IAM, but this plan wants them "
+                f"on PASSWORD; drop one of the two from the plan, or take them out of "
+                f"{printable(group)}"
             ),
         )
         for group, members in caught.items()
@@ -620,7 +621,7 @@ def _decide(
             detail="rds_iam is the role that marks IAM users, not a user to switch",
         )
     if target is AuthMode.PASSWORD:
-        if state.inherited_paths:
+        if state.holders:
             return _Decision(
                 reason=RefusalReason.INHERITED_MEMBERSHIP, detail=_inherited_detail(state)
             )
@@ -643,7 +644,7 @@ def _decide_iam(state: RoleState, *, verify: bool) -> _Decision:
     if state.is_iam:
         return _Decision()
     if state.in_rds_ad:
-        return _Decision(reason=RefusalReason.CONFLICT, detail=_kerberos_conflict(user))
+        return _Decision(reason=RefusalReason.CONFLICT, detail=_kerberos_conflict(state.name))
     if state.guarded_members:
         members = ", ".join(map(printable, state.guarded_members))
         return _Decision(
@@ -684,25 +685,27 @@ def _guard_reasons(state: RoleState) -> list[str]:
 def _inherited_detail(state: RoleState) -> str:
     user = _ident(state.name)
     vias = sorted({p[1] for p in state.inherited_paths})
-    cut_user = f"REVOKE {', '.join(_ident(v) for v in vias)} FROM {user}"
-    cut_holders = (
+    cuts = [f"REVOKE {', '.join(_ident(v) for v in vias)} FROM {user}"] if vias else []
+    cuts.append(
         f"REVOKE {_ident(IAM_ROLE)} FROM {', '.join(_ident(h) for h in state.holders)} "
         f"(switches every member of {', '.join(map(printable, state.holders))})"
     )
     also = " It also has a direct grant, which the switch would revoke." if state.direct else ""
     shown = "; ".join(" -> ".join(map(printable, p)) for p in state.inherited_paths)
     name = printable(state.name)
+    through = ", ".join(map(printable, vias or state.holders))
     return (
-        f"{name} needs IAM through {', '.join(map(printable, vias))} (shortest paths: {shown}), "
+        f"{name} needs IAM through {through} (shortest paths: {shown or 'through a cycle'}), "
         f"so revoking rds_iam from {name} cannot switch it to PASSWORD.{also} Cut every path "
-        f"first, with {cut_user} or {cut_holders}; then switch it again"
+        f"first, with {' or '.join(cuts)}; then switch it again"
     )
 
 
-def _kerberos_conflict(user: str) -> str:
+def _kerberos_conflict(name: str) -> str:
     return (
-        f"{user} is a member of {KERBEROS_ROLE} (Kerberos): an RDS user logs in with Kerberos or "
-        f"IAM, not both; REVOKE {KERBEROS_ROLE} FROM {_ident(user)} first if it should use IAM"
+        f"{printable(name)} is a member of {KERBEROS_ROLE} (Kerberos): an RDS user logs in with "
+        f"Kerberos or IAM, not both; REVOKE {KERBEROS_ROLE} FROM {_ident(name)} first if it "
+        "should use IAM"
     )
 
 
@@ -851,7 +854,7 @@ def _not_switched(state: RoleState, target: AuthMode, server_version: int) -> st
             "back: a role it belongs to reaches rds_iam now (granted since the re-check); look at "
             "auth_status() and switch again"
         )
-    grantors = ", ".join(state.direct_grantors)
+    grantors = ", ".join(map(printable, state.direct_grantors))
     return (
         f"{printable(state.name)} still needs IAM after REVOKE rds_iam, so it was rolled back: on "
         "PostgreSQL 16+ REVOKE only removes grants made by the current role, and this one was "
@@ -1022,16 +1025,17 @@ def _verify_or_undo(
                 f"the IAM login to {where} reached the server as {row!r}, not as {user!r}"
             )
     except Exception as err:
+        shown = printable(user)
         if not change.changed:
             raise VerificationFailedError(
-                f"{user} already needed IAM, so nothing was changed, but an IAM login as {user} "
-                f"to {where} failed: {err}"
+                f"{shown} already needed IAM, so nothing was changed, but an IAM login as "
+                f"{shown} to {where} failed: {err}"
             ) from err
         _undo_grant(conn, user, reason=str(err))
         raise VerificationFailedError(
-            f"switching {user} to IAM was rolled back (REVOKE rds_iam): an IAM login as {user} "
-            f"to {where} failed, so {user} logs in with its password as before. Login error: "
-            f"{err}"
+            f"switching {shown} to IAM was rolled back (REVOKE rds_iam): an IAM login as "
+            f"{shown} to {where} failed, so {shown} logs in with its password as before. "
+            f"Login error: {err}"
         ) from err
     except BaseException:
         # Interrupted (Ctrl-C, cancellation): undo only what this call granted, and let
@@ -1047,7 +1051,7 @@ def _verify_or_undo(
 def _undo_grant(conn: psycopg.Connection[_R], user: str, *, reason: str) -> None:
     log.warning(
         "verification of %s did not succeed (%s); revoking the rds_iam grant just made",
-        user,
+        printable(user),
         reason,
     )
     try:
@@ -1058,12 +1062,12 @@ def _undo_grant(conn: psycopg.Connection[_R], user: str, *, reason: str) -> None
             )
         (mode,) = parse_modes(rows[-1])
         if mode.is_iam:
-            raise AuthModeError(f"{user} still reaches rds_iam after REVOKE")
+            raise AuthModeError(f"{printable(user)} still reaches rds_iam after REVOKE")
     except (psycopg.Error, RdsIamError) as err:
         raise VerificationFailedError(
-            f"an IAM login as {user} failed ({reason}) and revoking the grant failed too "
-            f"({err}): {user} may now need IAM. Run REVOKE rds_iam FROM {_ident(user)} as an "
-            "admin"
+            f"an IAM login as {printable(user)} failed ({reason}) and revoking the grant failed "
+            f"too ({err}): {printable(user)} may now need IAM. Run REVOKE rds_iam FROM "
+            f"{_ident(user)} as an admin"
         ) from err
 
 

@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
     from rdsiamkit.discovery import DatabaseResource, ResourceEndpoint
 
-__all__ = ["ClusterSummary", "UserInfo", "UserTable", "list_users", "summarize"]
+__all__ = ["HTML_MAX_ROWS", "ClusterSummary", "UserInfo", "UserTable", "list_users", "summarize"]
 
 log = logging.getLogger("rdsiamkit.explore")
 

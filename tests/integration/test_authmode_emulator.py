@@ -248,6 +248,21 @@ def test_deep_diamond_of_groups_costs_linear_paths_not_exponential(
     assert users[user].paths == status.paths and users[user].via == tuple(above)
 
 
+def grant_cycle(emu: RdsIamEmulator, a: str, b: str) -> None:
+    """Make ``a`` a member of ``b`` and ``b`` of ``a`` with two concurrent GRANTs, each of
+    whose loop checks misses the other's uncommitted row (PostgreSQL 14-15)."""
+    with (
+        emu.connect_admin(autocommit=False) as first,
+        emu.connect_admin(autocommit=False) as second,
+    ):
+        for conn in (first, second):
+            conn.execute("SET lock_timeout = '5s'")  # should a server lock here, fail fast
+        first.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(b), sql.Identifier(a)))
+        second.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(a), sql.Identifier(b)))
+        first.commit()
+        second.commit()
+
+
 def test_a_membership_cycle_from_concurrent_grants_is_walked_to_the_end(
     rds_emulator: RdsIamEmulator, admin: psycopg.Connection[Any], make_role: MakeRole
 ) -> None:
@@ -256,14 +271,7 @@ def test_a_membership_cycle_from_concurrent_grants_is_walked_to_the_end(
     p = make_role(login=False, password=None, member_of=["rds_iam"])
     q = make_role(login=False, password=None)
     user = make_role(member_of=[p])
-    with (
-        rds_emulator.connect_admin(autocommit=False) as first,
-        rds_emulator.connect_admin(autocommit=False) as second,
-    ):
-        first.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(q), sql.Identifier(p)))
-        second.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(p), sql.Identifier(q)))
-        first.commit()
-        second.commit()
+    grant_cycle(rds_emulator, p, q)
     admin.execute("SET statement_timeout = '20s'")  # a walk that never ends fails, not hangs
     assert auth_status(admin, user).paths == ((user, p, "rds_iam"),)
     status = auth_status(admin, p)
@@ -271,6 +279,26 @@ def test_a_membership_cycle_from_concurrent_grants_is_walked_to_the_end(
     other = auth_status(admin, q)
     assert (other.paths, other.holders) == (((q, p, "rds_iam"),), (p,))
     assert {u.name for u in list_users(admin, include_nologin=True)} >= {p, q, user}
+    admin.execute("RESET statement_timeout")
+
+
+def test_a_cycle_that_hides_the_shortest_way_still_refuses_password(
+    rds_emulator: RdsIamEmulator, admin: psycopg.Connection[Any], make_role: MakeRole
+) -> None:
+    """a -> rds_iam, a <-> g (a cycle), g -> h -> rds_iam: the name tie-break sends g's
+    shortest way back through a, yet a still needs IAM through h, and is refused PASSWORD."""
+    tag = uuid.uuid4().hex[:6]
+    holder = make_role(f"h_{tag}", login=False, password=None, member_of=["rds_iam"])
+    group = make_role(f"g_{tag}", login=False, password=None, member_of=[holder])
+    user = make_role(f"a_{tag}", member_of=["rds_iam"])
+    grant_cycle(rds_emulator, user, group)
+    admin.execute("SET statement_timeout = '20s'")
+    status = auth_status(admin, user)
+    assert status.holders == (holder,) and status.direct
+    with pytest.raises(InheritedMembershipError) as info:
+        set_auth_mode(admin, user, AuthMode.PASSWORD, include_members=True)
+    assert f'REVOKE "rds_iam" FROM "{holder}"' in str(info.value)
+    assert get_auth_mode(admin, user) is AuthMode.IAM
     admin.execute("RESET statement_timeout")
 
 

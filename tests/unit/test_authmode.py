@@ -199,6 +199,23 @@ def test_status_text_escapes_unprintable_role_names() -> None:
     assert 'REVOKE "gr\x1bp" FROM "ev\nil"' in detail
 
 
+def test_kerberos_refusal_escapes_the_name_in_prose_only() -> None:
+    """The Kerberos conflict names an odd role escaped, and its REVOKE the real role."""
+    detail = _decide(role("ev\nil", in_rds_ad=True), AuthMode.IAM, verify=True).detail
+    assert detail.startswith("'ev\\nil' is a member of rds_ad")
+    assert 'REVOKE rds_ad FROM "ev\nil"' in detail
+
+
+def test_holders_without_a_path_still_count_as_inherited() -> None:
+    """In a cycle the shown paths can miss the way through a holder: holders decide."""
+    state = role(is_iam=True, direct_grantors=("postgres",), paths=(("app", "rds_iam"),))
+    state = attrs.evolve(state, holders=("hold",))
+    decision = _decide(state, AuthMode.PASSWORD, verify=False, include_members=True)
+    assert decision.reason is RefusalReason.INHERITED_MEMBERSHIP
+    assert 'REVOKE "rds_iam" FROM "hold"' in decision.detail
+    assert "through hold" in decision.detail
+
+
 def test_inherited_detail_cuts_every_path_at_once() -> None:
     """Two groups and two holders: one REVOKE names both groups, the other both holders."""
     state = role(
@@ -275,6 +292,7 @@ def test_a_decision_never_asks_for_a_switch_that_could_not_work(
         is_iam=bool(paths),
         direct_grantors=("postgres",) if is_iam and direct else (),
         paths=tuple(paths),
+        holders=("team",) if is_iam and inherited else (),
         can_create_role=guarded,
         in_rds_ad=kerberos,
     )
