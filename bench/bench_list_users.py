@@ -22,7 +22,6 @@ every user being listed as IAM with the expected paths.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -31,33 +30,13 @@ from collections.abc import Callable
 from typing import Any
 
 import psycopg
-from bench_authmode import admin_connection, drop_users, traced
-from psycopg import sql
+from bench_authmode import admin_connection, create_roles, drop_users, traced, write_figures
 
 import rdsiamkit
 from rdsiamkit import AuthMode
 
 DEPARTMENTS = 5
 TEAMS = 5
-
-
-def create_roles(
-    conn: psycopg.Connection[Any], names: list[str], *, login: bool, member_of: list[str]
-) -> None:
-    """CREATE ROLE for every name, member of ``member_of``: one server-side loop, one statement."""
-    statement = sql.SQL(
-        "DO $bench$ DECLARE name text; BEGIN FOREACH name IN ARRAY {names}::text[] LOOP "
-        "EXECUTE format('CREATE ROLE %I {login} IN ROLE %s', name, {member_of}); "
-        "END LOOP; END $bench$"
-    ).format(
-        names=sql.Literal(names),
-        login=sql.SQL("LOGIN" if login else "NOLOGIN"),
-        member_of=sql.Literal(
-            sql.SQL(", ").join(sql.Identifier(m) for m in member_of).as_string(conn)
-        ),
-    )
-    with conn.transaction():
-        conn.execute(statement)
 
 
 def layout(
@@ -179,8 +158,7 @@ def main() -> int:
             f"{args.users:,}: ratio {f['list_ms'] / s['ms_scaled']:.3g})"
         )
     if args.json:
-        with open(args.json, "w") as out:
-            json.dump(figures, out, indent=2, default=str)
+        write_figures(args.json, figures)
     return 0
 
 
