@@ -23,6 +23,7 @@ import tenacity
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from rdsiamkit._libpq import TRANSIENT, is_auth_failure
 from rdsiamkit.endpoints import Endpoint, EndpointKind, partition_for_region
 from rdsiamkit.errors import (
     ConfigurationError,
@@ -75,22 +76,6 @@ PSYCOPG_OPTIONS = frozenset(
 )
 
 _PROXY_KINDS = frozenset({EndpointKind.PROXY, EndpointKind.PROXY_ENDPOINT})
-
-# Substrings of libpq/server messages, and what they tell us.
-_AUTH_FAILED = ("PAM authentication failed", "password authentication failed")
-_TRANSIENT = (
-    "Connection refused",
-    "timeout expired",
-    "Connection timed out",
-    "Connection reset by peer",
-    "server closed the connection unexpectedly",
-    "the database system is starting up",
-    "the database system is shutting down",
-    "the database system is in recovery mode",
-    "sorry, too many clients already",
-    "SSL SYSCALL error: EOF detected",
-)
-
 
 @attrs.frozen
 class Target:
@@ -291,17 +276,12 @@ def _port(text: str, name: str) -> int:
     return port
 
 
-def is_auth_failure(err: BaseException) -> bool:
-    """Whether the server refused the credentials (as opposed to TLS or network trouble)."""
-    return any(s in str(err) for s in _AUTH_FAILED)
-
-
 def _is_retryable(err: BaseException) -> bool:
     """Transient network trouble, or a PAM refusal (RDS throttling looks exactly like one)."""
     cause = str(err.__cause__)
     if isinstance(err, IamAuthenticationError):
         return "PAM authentication failed" in cause
-    return type(err) is ConnectError and any(s in cause for s in _TRANSIENT)
+    return type(err) is ConnectError and any(s in cause for s in TRANSIENT)
 
 
 def retry_policy(*, max_attempts: int, retry_budget: float) -> dict[str, Any]:

@@ -1,0 +1,34 @@
+"""What libpq and the server say when a login fails, and what each message tells us.
+
+One list for the whole package: connect errors (``rdsiamkit.connection``) and the
+doctor both classify failures with these substrings.
+"""
+
+from __future__ import annotations
+
+__all__ = ["AUTH_FAILED", "PAM_REFUSED", "PASSWORD_REFUSED", "TRANSIENT", "is_auth_failure"]
+
+# The server refused the credentials.  PAM means the user is in rds_iam (it expects a
+# token); "password authentication failed" means it is not (it expects its password).
+PAM_REFUSED = "PAM authentication failed"
+PASSWORD_REFUSED = "password authentication failed"
+AUTH_FAILED = (PAM_REFUSED, PASSWORD_REFUSED)
+
+# Network or server-state trouble that a later attempt may not meet.
+TRANSIENT = (
+    "Connection refused",
+    "timeout expired",
+    "Connection timed out",
+    "Connection reset by peer",
+    "server closed the connection unexpectedly",
+    "the database system is starting up",
+    "the database system is shutting down",
+    "the database system is in recovery mode",
+    "sorry, too many clients already",
+    "SSL SYSCALL error: EOF detected",
+)
+
+
+def is_auth_failure(err: BaseException) -> bool:
+    """Whether the server refused the credentials (as opposed to TLS or network trouble)."""
+    return any(s in str(err) for s in AUTH_FAILED)
