@@ -23,7 +23,8 @@ import tenacity
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from rdsiamkit._libpq import TRANSIENT, is_auth_failure
+from rdsiamkit._libpq import TRANSIENT
+from rdsiamkit._libpq import is_auth_failure as is_auth_failure
 from rdsiamkit.endpoints import Endpoint, EndpointKind, partition_for_region
 from rdsiamkit.errors import (
     ConfigurationError,
@@ -76,6 +77,7 @@ PSYCOPG_OPTIONS = frozenset(
 )
 
 _PROXY_KINDS = frozenset({EndpointKind.PROXY, EndpointKind.PROXY_ENDPOINT})
+
 
 @attrs.frozen
 class Target:
