@@ -2,12 +2,15 @@
 
 botocore logs at DEBUG, on several loggers, what an attacker would need: the
 canonical request (with the session token) and the signature of every SigV4
-signature (``botocore.auth``), request headers with ``X-Amz-Security-Token``
-and ``Authorization`` (``botocore.endpoint``), and response bodies such as
-STS ``AssumeRole`` credentials (``botocore.parsers``).  For an IAM auth token
-the signature *is* the credential.  When :mod:`rdsiamkit.tokens` is imported a
-filter is added to those loggers that keeps each record but replaces the
-secret part of its text.
+signature (``botocore.auth``), request parameters and headers with
+``X-Amz-Security-Token``, ``Authorization``, the web-identity JWT of an
+``AssumeRoleWithWebIdentity`` call (EKS IRSA) and the ``x-amz-sso_bearer_token``
+of an SSO ``GetRoleCredentials`` call (``botocore.endpoint``), and response
+bodies such as STS or SSO credentials and SSO OIDC ``CreateToken`` tokens
+(``botocore.parsers``).  For an IAM auth token the signature *is* the
+credential.  When :mod:`rdsiamkit.tokens` is imported a filter is added to
+those loggers that keeps each record but replaces the secret part of its text
+with :data:`REDACTED`, leaving parameter names and non-secret values readable.
 """
 
 from __future__ import annotations
@@ -19,19 +22,36 @@ import threading
 __all__ = ["REDACTED", "protect_botocore_logs", "redact"]
 
 REDACTED = "<redacted by rdsiamkit>"
-# A value never starts with "<", so already-redacted text is left alone.
+# Nothing already redacted is redacted again (idempotent; layers of logging may both redact).
+_FRESH = r"(?!<redacted)"
+# Names whose values are credentials: any *Token/*token/*_TOKEN parameter or field
+# (WebIdentityToken, SessionToken, x-amz-sso_bearer_token, accessToken, ...), client
+# secrets, secret keys and auth headers.
+_CREDENTIAL_NAMES = (
+    r"[\w.-]*(?i:token)"
+    r"|(?i:client_?secret|secret_?access_?key|authorization|x-amz-signature|x-amz-credential)"
+)
 _SECRETS = (
-    # SigV4 query parameters of presigned URLs (IAM auth tokens).
-    re.compile(r"(X-Amz-(?:Signature|Security-Token|Credential)=)[^&\s'\"<][^&\s'\"]*"),
-    # Request headers as botocore prints them: 'X-Amz-Security-Token': b'...'.
+    # A JSON Web Token anywhere (a web-identity token, an SSO OIDC id token or client secret).
+    re.compile(r"()\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"),
+    # Query strings and form bodies: X-Amz-Signature=..., WebIdentityToken=..., access_token=...
+    re.compile(rf"((?<![\w.-])(?:{_CREDENTIAL_NAMES})=){_FRESH}[^&\s'\"\\]+"),
+    # Dict reprs and JSON (also JSON inside a bytes repr or escaped once):
+    # 'x-amz-sso_bearer_token': b'...', "accessToken": "...", \"clientSecret\": \"...\".
     re.compile(
-        r"""((?:X-Amz-Security-Token|Authorization)['"]?\s*[:=]\s*b?['"]?)[^'"\s<][^'"\n]*""",
+        rf"""(\\?["'](?:{_CREDENTIAL_NAMES})\\?["']\s*:\s*b?\\?["']){_FRESH}(?:[^'"\\]|\\[^'"])+"""
+    ),
+    # HTTP header lines: "Authorization: AWS4-HMAC-SHA256 ...", "x-amz-sso_bearer_token: ...".
+    re.compile(
+        rf"""((?<![\w"'-])(?:authorization|x-amz-security-token|[\w-]*bearer[\w-]*)\s*:\s*)"""
+        rf"""{_FRESH}[^'"\s][^'"\n]*""",
         re.IGNORECASE,
     ),
-    # Credentials in XML or JSON response bodies (STS, SSO, container/instance metadata).
-    re.compile(r"(<(?:SecretAccessKey|SessionToken)>)[^<]+"),
+    # A bearer credential in any other surrounding: "Bearer <token>".
+    re.compile(rf"(\bBearer\s+){_FRESH}[A-Za-z0-9._~+/=-]{{16,}}", re.IGNORECASE),
+    # Credentials in XML response bodies (STS); the token's subject stays readable.
     re.compile(
-        r"""(["'](?:SecretAccessKey|SessionToken|secretAccessKey|sessionToken)["']\s*:\s*["'])[^"'<][^"']*"""
+        rf"(<(?:SecretAccessKey|ClientSecret|(?!SubjectFromWebIdentityToken>)\w*Token)>){_FRESH}[^<]+"
     ),
 )
 _SIGNING_RECORDS = ("CanonicalRequest", "StringToSign", "Signature")
@@ -44,13 +64,20 @@ _LOGGERS = (
     "botocore.hooks",
     "botocore.retryhandler",
     "botocore.credentials",
+    "botocore.tokens",
+    "botocore.utils",
+    "botocore.client",
+    "boto3.resources.action",
+    "urllib3.connectionpool",
 )
+# Any other logger of these libraries that exists when the filter is installed gets it too.
+_LOGGER_PREFIXES = ("botocore.", "boto3.")
 _installed = threading.Lock()
 _done = False
 
 
 def redact(text: str) -> str:
-    """Replace the values of SigV4 parameters, auth headers and credential fields."""
+    """Replace the values of SigV4 parameters, tokens, auth headers and credential fields."""
     for pattern in _SECRETS:
         text = pattern.sub(lambda m: m.group(1) + REDACTED, text)
     return text
@@ -81,6 +108,11 @@ def protect_botocore_logs() -> None:
     with _installed:
         if not _done:
             record_filter = _SecretRecordFilter()
-            for name in _LOGGERS:
+            existing = [
+                name
+                for name in list(logging.Logger.manager.loggerDict)
+                if name.startswith(_LOGGER_PREFIXES)
+            ]
+            for name in dict.fromkeys((*_LOGGERS, *existing)):
                 logging.getLogger(name).addFilter(record_filter)
             _done = True
