@@ -11,7 +11,7 @@ __all__ = ["AUTH_FAILED", "PAM_REFUSED", "PASSWORD_REFUSED", "TRANSIENT", "is_au
 # The server refused the credentials.  PAM means the user is in rds_iam (it expects a
 # token); "password authentication failed" means it is not (it expects its password).
 PAM_REFUSED = "PAM authentication failed"
-PASSWORD_REFUSED = "password authentication failed"
+PASSWORD_REFUSED = "password authentication failed"  # noqa: S105 - a message, not a secret
 AUTH_FAILED = (PAM_REFUSED, PASSWORD_REFUSED)
 
 # Network or server-state trouble that a later attempt may not meet.

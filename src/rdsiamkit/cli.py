@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import enum
-import io
 import json
 import os
 import shlex
@@ -41,6 +39,7 @@ from typing import Any, TextIO
 import attrs
 import psycopg
 
+from rdsiamkit._planfile import read_plan_file
 from rdsiamkit.errors import (
     AuthModeError,
     AwsApiError,
@@ -463,50 +462,6 @@ def _configure_plan(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=500, help="roles per round trip")
     _add_admin(parser)
     _add_json(parser)
-
-
-def read_plan_file(text: str, *, name: str = "<input>") -> dict[str, str]:
-    """``{user: mode}`` from CSV / text lines (``user,mode`` or ``user mode``) or JSON."""
-    stripped = text.strip()
-    wanted: dict[str, str] = {}
-    if stripped.startswith(("{", "[")):
-        try:
-            data = json.loads(stripped)
-        except json.JSONDecodeError as err:
-            raise ConfigurationError(f"{name}: invalid JSON: {err}") from err
-        items = data.items() if isinstance(data, dict) else _json_pairs(data, name)
-        for user, mode in items:
-            _put(wanted, str(user), str(mode), name)
-        return wanted
-    for number, row in enumerate(csv.reader(io.StringIO(text)), 1):
-        cells = [c.strip() for c in (row if len(row) != 1 else row[0].split())]
-        if not cells or cells[0].startswith("#"):
-            continue
-        if len(cells) != 2:
-            raise ConfigurationError(f"{name}:{number}: expected 'user,mode', got {row!r}")
-        if number == 1 and [c.lower() for c in cells] == ["user", "mode"]:
-            continue
-        _put(wanted, cells[0], cells[1], f"{name}:{number}")
-    return wanted
-
-
-def _json_pairs(data: object, name: str) -> list[tuple[str, str]]:
-    if not isinstance(data, list) or not all(
-        isinstance(i, dict) and {"user", "mode"} <= i.keys() for i in data
-    ):
-        raise ConfigurationError(
-            f'{name}: JSON must be {{"user": "mode", ...}} or [{{"user": ..., "mode": ...}}]'
-        )
-    return [(str(i["user"]), str(i["mode"])) for i in data]
-
-
-def _put(wanted: dict[str, str], user: str, mode: str, where: str) -> None:
-    from rdsiamkit.authmode import AuthMode  # noqa: PLC0415
-
-    parsed = AuthMode.parse(mode).value
-    if wanted.get(user, parsed) != parsed:
-        raise ConfigurationError(f"{where}: {user!r} is listed with two different modes")
-    wanted[user] = parsed
 
 
 class _Progress:

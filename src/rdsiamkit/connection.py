@@ -23,8 +23,7 @@ import tenacity
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from rdsiamkit._libpq import TRANSIENT
-from rdsiamkit._libpq import is_auth_failure as is_auth_failure
+from rdsiamkit._libpq import TRANSIENT, is_auth_failure
 from rdsiamkit.endpoints import Endpoint, EndpointKind, partition_for_region
 from rdsiamkit.errors import (
     ConfigurationError,
@@ -45,6 +44,7 @@ __all__ = [
     "connect",
     "connect_async",
     "default_provider",
+    "is_auth_failure",
     "login",
     "login_async",
     "sync_provider",

@@ -352,3 +352,42 @@ def test_doctor_exits_1_on_a_failed_check(capsys: pytest.CaptureFixture[str]) ->
     assert main([*args, "--port", str(port), "--user", "app", "--timeout", "1"]) == 1
     data = json.loads(capsys.readouterr().out)
     assert (data["failed_check"], data["finding"]) == ("reachability", "unreachable")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('"victim ",iam\n', {"victim ": "iam"}),
+        ('"#ops",iam\n', {"#ops": "iam"}),
+        ('"   ",password\n', {"   ": "password"}),
+        ('"a ""b""",iam\n', {'a "b"': "iam"}),
+        ('"multi\nline",iam\n', {"multi\nline": "iam"}),
+        ("  # indented comment\r\napp,iam\r\n", {"app": "iam"}),
+    ],
+)
+def test_plan_file_names_are_exact(text: str, expected: dict[str, str]) -> None:
+    """Quoted names keep their spaces, leading '#', inner quotes and newlines exactly."""
+    assert read_plan_file(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("victim ,iam\n", r"modes.csv:1: user name 'victim ' has leading or trailing white"),
+        ("ok,iam\n  victim,iam\n", r"modes.csv:2: user name '  victim' has leading"),
+        ("   ,iam\n", r"modes.csv:1: the user name is empty or only white space"),
+        ('"",iam\n', r"modes.csv:1: the user name is empty"),
+        ('"open,iam\n', r"modes.csv:1: unterminated quoted field"),
+        ('"a"b,iam\n', r"modes.csv:1: unexpected text after a quoted field"),
+        ('a"b,iam\n', r"modes.csv:1: a quote inside an unquoted field"),
+    ],
+)
+def test_plan_file_refuses_ambiguous_names(text: str, message: str) -> None:
+    """A name that could mean two roles, or a broken quote, is refused with its line number."""
+    with pytest.raises(ConfigurationError, match=message):
+        read_plan_file(text, name="modes.csv")
+
+
+def test_plan_file_hash_name_is_not_a_comment_when_quoted() -> None:
+    """Only whole unquoted lines starting with '#' are comments; the line after still counts."""
+    assert read_plan_file('#ops,iam\n"#ops",password\n') == {"#ops": "password"}
