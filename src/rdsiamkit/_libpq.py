@@ -6,13 +6,29 @@ doctor both classify failures with these substrings.
 
 from __future__ import annotations
 
-__all__ = ["AUTH_FAILED", "PAM_REFUSED", "PASSWORD_REFUSED", "TRANSIENT", "is_auth_failure"]
+__all__ = [
+    "AUTH_FAILED",
+    "CERT_UNTRUSTED",
+    "HOSTNAME_MISMATCH",
+    "PAM_REFUSED",
+    "PASSWORD_REFUSED",
+    "TLS_UNAVAILABLE",
+    "TRANSIENT",
+    "is_auth_failure",
+    "server_line",
+]
 
 # The server refused the credentials.  PAM means the user is in rds_iam (it expects a
 # token); "password authentication failed" means it is not (it expects its password).
 PAM_REFUSED = "PAM authentication failed"
 PASSWORD_REFUSED = "password authentication failed"  # noqa: S105 - a message, not a secret
 AUTH_FAILED = (PAM_REFUSED, PASSWORD_REFUSED)
+
+# libpq refused the server's certificate: not signed by a CA in sslrootcert, or not for
+# the host name dialled (verify-full); or TLS could not start at all.
+CERT_UNTRUSTED = "certificate verify failed"
+HOSTNAME_MISMATCH = "does not match host name"
+TLS_UNAVAILABLE = ("server does not support SSL", "root certificate file")
 
 # Network or server-state trouble that a later attempt may not meet.
 TRANSIENT = (
@@ -32,3 +48,10 @@ TRANSIENT = (
 def is_auth_failure(err: BaseException) -> bool:
     """Whether the server refused the credentials (as opposed to TLS or network trouble)."""
     return any(s in str(err) for s in AUTH_FAILED)
+
+
+def server_line(err: BaseException) -> str:
+    """The server's ``FATAL:`` line of a failed login, else libpq's whole message."""
+    text = str(err).strip()
+    _, found, fatal = text.rpartition("FATAL:")
+    return ("FATAL: " + fatal.strip()) if found else text

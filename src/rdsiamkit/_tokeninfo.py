@@ -1,0 +1,83 @@
+"""What an IAM auth token says about itself: the one token parser of the package.
+
+A token is a presigned URL, ``host:port/?Action=connect&DBUser=...&X-Amz-...``.
+:class:`TokenFacts` keeps what it names (host, port, user, signing key, region,
+date, lifetime) and never the signature or the session token.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from urllib.parse import SplitResult, parse_qs, urlsplit
+
+import attrs
+
+__all__ = ["TokenFacts", "signer"]
+
+_SIGNATURE_RE = re.compile(r"[0-9a-f]{64}")
+
+
+def _split(text: str) -> tuple[SplitResult, dict[str, str]] | None:
+    """The URL parts and the (first) value of each query key; ``None`` if unreadable."""
+    raw = text.strip()
+    if "://" not in raw:
+        raw = "https://" + raw
+    try:
+        parts = urlsplit(raw)
+        query = {k: v[0] for k, v in parse_qs(parts.query, strict_parsing=True).items()}
+    except ValueError:
+        return None
+    return parts, query
+
+
+def signer(token: str) -> str | None:
+    """The access key id in a token's ``X-Amz-Credential``; ``None`` if it names none."""
+    split = _split(token)
+    if split is None:
+        return None
+    key = split[1].get("X-Amz-Credential", "").split("/")[0]
+    return key or None
+
+
+@attrs.frozen
+class TokenFacts:
+    """What a token says about itself; the signature and session token are not kept."""
+
+    host: str
+    port: int
+    user: str
+    access_key_id: str
+    region: str
+    service: str
+    signed_at: dt.datetime
+    expires: int
+    #: ``X-Amz-Signature`` is 64 hex digits (not cut short or altered).
+    signature_ok: bool = True
+
+    @classmethod
+    def parse(cls, text: str) -> TokenFacts | None:
+        """Read a token (``host:port/?Action=connect&...``); ``None`` if it is not one."""
+        split = _split(text)
+        if split is None:
+            return None
+        parts, query = split
+        try:
+            key, _, region, service, _ = query["X-Amz-Credential"].split("/")
+            signed_at = dt.datetime.strptime(query["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(
+                tzinfo=dt.timezone.utc
+            )
+            facts = cls(
+                host=(parts.hostname or "").lower(),
+                port=parts.port or 443,
+                user=query["DBUser"],
+                access_key_id=key,
+                region=region,
+                service=service,
+                signed_at=signed_at,
+                expires=int(query["X-Amz-Expires"]),
+                signature_ok=bool(_SIGNATURE_RE.fullmatch(query.get("X-Amz-Signature", ""))),
+            )
+        except (KeyError, ValueError):
+            return None
+        return facts if facts.host else None
