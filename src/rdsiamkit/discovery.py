@@ -14,20 +14,17 @@ is called.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, TypeVar
 
 import attrs
 
+from rdsiamkit._aws import aws_errors, default_session
 from rdsiamkit.arn import ResourceKind, db_user_arn
 from rdsiamkit.endpoints import Endpoint, EndpointKind, validate_region
 from rdsiamkit.errors import (
-    AccessDeniedError,
     AwsApiError,
     ConfigurationError,
-    CredentialsError,
     ResourceNotFoundError,
 )
 
@@ -53,20 +50,6 @@ __all__ = [
 
 log = logging.getLogger("rdsiamkit.discovery")
 
-_NOT_FOUND_CODES = frozenset(
-    {
-        "DBClusterNotFoundFault",
-        "DBClusterEndpointNotFoundFault",
-        "DBInstanceNotFound",
-        "DBInstanceNotFoundFault",
-        "DBProxyNotFoundFault",
-        "DBProxyEndpointNotFoundFault",
-        "NoSuchEntity",
-    }
-)
-_ACCESS_DENIED_CODES = frozenset(
-    {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError"}
-)
 # Ask for the most records per page RDS allows (100): fewest round trips.
 _PAGES: PaginatorConfigTypeDef = {"PageSize": 100}
 # RDS Proxy listens on the engine's usual port; DescribeDBProxies does not say.
@@ -123,51 +106,6 @@ class DatabaseResource:
             resource_id=self.iam_resource_id,
             db_user=db_user,
         )
-
-
-def default_session() -> boto3.Session:
-    """A boto3 session from the usual environment / profile / instance-role chain."""
-    import boto3  # noqa: PLC0415 - lazy: importing rdsiamkit must not import boto3
-
-    return boto3.Session()
-
-
-@contextlib.contextmanager
-def aws_errors(operation: str, target: str) -> Iterator[None]:
-    """Translate botocore errors raised inside into the kit's exception tree.
-
-    ``ClientError`` becomes :class:`ResourceNotFoundError`,
-    :class:`AccessDeniedError` or :class:`AwsApiError` (keeping ``.code`` and
-    ``.operation``); missing credentials become :class:`CredentialsError`.
-    """
-    from botocore.exceptions import (  # noqa: PLC0415 - lazy, as above
-        BotoCoreError,
-        ClientError,
-        NoCredentialsError,
-        NoRegionError,
-        PartialCredentialsError,
-    )
-
-    try:
-        yield
-    except ClientError as err:
-        error = err.response.get("Error", {})
-        code = error.get("Code") or "Unknown"
-        message = f"{operation} for {target!r} failed: {code}: {error.get('Message', '')}"
-        cls: type[AwsApiError] = AwsApiError
-        if code in _NOT_FOUND_CODES:
-            cls = ResourceNotFoundError
-        elif code in _ACCESS_DENIED_CODES:
-            cls = AccessDeniedError
-        raise cls(message.rstrip(": "), code=code, operation=operation) from err
-    except (NoCredentialsError, PartialCredentialsError) as err:
-        raise CredentialsError(f"{operation} for {target!r} needs AWS credentials: {err}") from err
-    except NoRegionError as err:
-        raise ConfigurationError(
-            f"{operation} for {target!r}: no AWS region configured; pass region="
-        ) from err
-    except BotoCoreError as err:
-        raise AwsApiError(f"{operation} for {target!r} failed: {err}", operation=operation) from err
 
 
 def discover(

@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, TypedDict
 
 import attrs
 
+from rdsiamkit._aws import aws_errors, default_session
 from rdsiamkit.arn import DbUserArn
-from rdsiamkit.discovery import aws_errors, default_session
 from rdsiamkit.errors import AwsApiError, ConfigurationError, InvalidPolicyError
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""IAM auth tokens: minted by botocore, cached per signing identity, single-flight.
+"""IAM auth tokens: signed by botocore, cached per signing identity, single-flight.
 
 A token is a SigV4 presigned URL valid for 15 minutes.  Minting one is local
 (no network) but not free, and every physical connection needs one, so
@@ -11,13 +11,23 @@ The cache never outlives the credentials either: a token signed with temporary
 credentials stops working when they expire, so an entry is reused at most until
 shortly before its credentials' expiry.
 
-boto3 is imported on first use, not when :mod:`rdsiamkit` is imported.
+Neither boto3 nor botocore is imported until the first token is minted, and a
+token needs botocore alone: credentials come from botocore's resolver chain
+and botocore's SigV4 query signer signs for ``rds-db`` directly, exactly as
+``generate_db_auth_token`` would, without building an RDS client.  boto3 is
+imported only for a caller that asks :meth:`TokenProvider.session` for a
+:class:`boto3.Session` (or passed one in).
+
+Nothing here grows with the number of targets ever used: expired tokens are
+dropped on the next mint, mint locks live only while someone holds or waits
+on them, and the host-to-region memo is bounded.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
+import heapq
+import itertools
 import logging
 import threading
 import time
@@ -27,13 +37,15 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import attrs
 
+from rdsiamkit import _aws
 from rdsiamkit._redact import protect_botocore_logs
 from rdsiamkit.endpoints import Endpoint
 from rdsiamkit.errors import ConfigurationError, CredentialsError
 
 if TYPE_CHECKING:
     import boto3
-    from mypy_boto3_rds import RDSClient
+    from botocore.credentials import Credentials, ReadOnlyCredentials
+    from botocore.session import Session as CoreSession
 
 __all__ = ["AsyncTokenProvider", "IssuedToken", "TokenCache", "TokenProvider"]
 
@@ -41,12 +53,17 @@ log = logging.getLogger("rdsiamkit.tokens")
 protect_botocore_logs()
 
 #: What botocore's ``generate_db_auth_token`` signs for (``X-Amz-Expires``).
-TOKEN_LIFETIME = 900.0
+TOKEN_LIFETIME = float(_aws.TOKEN_LIFETIME)
 DEFAULT_REUSE_WINDOW = 600.0
 # Stop reusing a token this long before the signing credentials expire.
 _CREDENTIALS_MARGIN = 60.0
 # How stale our view of "who signs now" may get before the hot path re-reads it.
 _IDENTITY_RECHECK = 1.0
+# How many hosts' regions a provider remembers; the oldest is forgotten first (and
+# re-derived from the host name on its next mint, which costs microseconds).
+_REGIONS_KEPT = 256
+# Kept importable for the doctor.
+_seconds_left = _aws.seconds_left
 
 
 class TokenKey(NamedTuple):
@@ -83,7 +100,13 @@ class TokenCache:
 
     def __init__(self) -> None:
         self._entries: dict[TokenKey, _Entry] = {}
-        self._locks: dict[tuple[str, int, str, str], threading.Lock] = {}
+        # (fresh_until, n, key) per put, earliest first: what to prune next.
+        self._expiry: list[tuple[float, int, TokenKey]] = []
+        self._order = itertools.count()
+        # Held weakly: a lock lives while a thread holds it or waits on it, no longer.
+        self._locks: weakref.WeakValueDictionary[tuple[str, int, str, str], threading.Lock] = (
+            weakref.WeakValueDictionary()
+        )
         self._guard = threading.Lock()
 
     def __len__(self) -> int:
@@ -101,15 +124,23 @@ class TokenCache:
 
         Rotating credentials (instance roles, SSO, assumed roles) sign with a new
         access key id every hour or so; without pruning, each rotation would leave
-        a dead token per target behind for the life of the process.
+        a dead token per target behind for the life of the process.  Pruning pops
+        only what has expired, earliest first, so a put costs O(log n).
         """
         if now is None:
             now = time.monotonic()
         with self._guard:
-            stale = [k for k, e in self._entries.items() if e.fresh_until <= now]
-            for old in stale:
-                del self._entries[old]
+            self._prune(now)
             self._entries[key] = _Entry(token, fresh_until)
+            heapq.heappush(self._expiry, (fresh_until, next(self._order), key))
+
+    def _prune(self, now: float) -> None:
+        expiry = self._expiry
+        while expiry and expiry[0][0] <= now:
+            _, _, key = heapq.heappop(expiry)
+            entry = self._entries.get(key)
+            if entry is not None and entry.fresh_until <= now:  # not re-put since
+                del self._entries[key]
 
     def discard(self, key: TokenKey, token: str | None = None) -> bool:
         """Forget ``key``'s token (only if it is ``token``, when given); True if removed."""
@@ -124,43 +155,35 @@ class TokenCache:
         """Forget every token."""
         with self._guard:
             self._entries.clear()
+            self._expiry.clear()
 
     def mint_lock(self, host: str, port: int, user: str, region: str) -> threading.Lock:
-        """The lock that makes minting for one target single-flight."""
+        """The lock that makes minting for one target single-flight.
+
+        Every caller asking while another holds or waits on the lock gets that
+        same lock; once nobody does, it is freed (the cache keeps it weakly), so
+        targets no longer used leave no lock behind.  Keep the returned lock
+        referenced while using it (``with cache.mint_lock(...):`` does).
+        """
         target = (host, port, user, region)
         lock = self._locks.get(target)
         if lock is None:
             with self._guard:
-                lock = self._locks.setdefault(target, threading.Lock())
+                lock = self._locks.get(target)
+                if lock is None:
+                    lock = self._locks[target] = threading.Lock()
         return lock
-
-
-def _signer(token: str) -> str | None:
-    """The access key id in a token's ``X-Amz-Credential``."""
-    start = token.find("X-Amz-Credential=")
-    if start < 0:
-        return None
-    start += len("X-Amz-Credential=")
-    end = token.find("%2F", start)
-    return token[start:end] if end > start else None
-
-
-def _seconds_left(credentials: object) -> float | None:
-    """Seconds until refreshable credentials expire; None for long-term keys."""
-    # botocore keeps the expiry privately; read it defensively.
-    expiry = getattr(credentials, "_expiry_time", None)
-    if not isinstance(expiry, dt.datetime):
-        return None
-    return (expiry - dt.datetime.now(dt.timezone.utc)).total_seconds()
 
 
 class TokenProvider:
     """Mints and caches IAM auth tokens for one source of AWS credentials.
 
     Credentials come from ``session`` (a :class:`boto3.Session`), else the named
-    ``profile``, else boto3's default chain.  With ``role_arn`` the provider
-    assumes that role (``external_id`` optional) on top of those credentials and
-    refreshes it before it expires.
+    ``profile``, else botocore's default chain (the one boto3 uses).  With
+    ``role_arn`` the provider assumes that role (``external_id`` optional) on top
+    of those credentials and refreshes it before it expires.  Each token is
+    signed with one frozen read of the credentials, so key id, secret and session
+    token always belong together, and is cached under that key id.
 
     ``reuse_window`` bounds how long one token is reused (seconds, below the
     15-minute token lifetime).  ``clock`` is a monotonic clock, injectable for
@@ -190,6 +213,7 @@ class TokenProvider:
         if external_id is not None and role_arn is None:
             raise ConfigurationError("external_id= needs role_arn=")
         self._base_session = session
+        self._core: CoreSession | None = None
         self._session: boto3.Session | None = None
         self._profile = profile
         self._region = region
@@ -198,8 +222,8 @@ class TokenProvider:
         self.cache = cache if cache is not None else TokenCache()
         self._clock = clock
         self._setup_lock = threading.Lock()
-        self._clients: dict[str, tuple[str, RDSClient]] = {}
         self._regions: dict[str, str] = {}
+        self._regions_lock = threading.Lock()
         self._identity: str | None = None
         self._identity_checked = float("-inf")
         self._mints = 0
@@ -270,70 +294,89 @@ class TokenProvider:
         endpoint = Endpoint.try_parse(host)
         resolved = self._region or (endpoint.region if endpoint else None)
         if resolved is None:
-            resolved = self.session().region_name
+            resolved = self._configured_region()
         if not resolved:
             raise ConfigurationError(
                 f"cannot tell the AWS region of {host!r}: it is not an RDS endpoint name; "
                 "pass region="
             )
-        self._regions[host] = resolved
+        with self._regions_lock:
+            if len(self._regions) >= _REGIONS_KEPT:
+                del self._regions[next(iter(self._regions))]
+            self._regions[host] = resolved
         return resolved
 
+    def _configured_region(self) -> str | None:
+        core = self._signing_session()
+        try:
+            region: str | None = core.get_config_variable("region")
+        except Exception as err:  # botocore: ProfileNotFound, unreadable config
+            raise CredentialsError(f"cannot set up AWS credentials: {err}") from err
+        return region
+
     def session(self) -> boto3.Session:
-        """The boto3 session that signs (created on first use)."""
+        """The boto3 session that signs (created on first use; imports boto3).
+
+        The session passed in, or one over the botocore session that signs, so
+        both resolve the same credentials.
+        """
+        if self._base_session is not None and self._role is None:
+            return self._base_session
         if self._session is None:
+            core = self._signing_session()
             with self._setup_lock:
                 if self._session is None:
                     try:
-                        self._session = self._build_session()
-                    except Exception as err:  # botocore: ProfileNotFound, config errors
+                        self._session = _aws.boto3_session(core)
+                    except Exception as err:  # boto3: config errors
                         raise CredentialsError(f"cannot set up AWS credentials: {err}") from err
         return self._session
 
-    def _build_session(self) -> boto3.Session:
-        import boto3  # noqa: PLC0415 (kept off `import rdsiamkit`)
+    def _signing_session(self) -> CoreSession:
+        """The botocore session whose credentials sign (created on first use)."""
+        if self._core is None:
+            with self._setup_lock:
+                if self._core is None:
+                    try:
+                        self._core = self._build_core()
+                    except Exception as err:  # botocore: ProfileNotFound, config errors
+                        raise CredentialsError(f"cannot set up AWS credentials: {err}") from err
+        return self._core
 
-        base = self._base_session or boto3.Session(
-            profile_name=self._profile, region_name=self._region
-        )
+    def _build_core(self) -> CoreSession:
+        if self._base_session is not None:
+            base = self._base_session._session
+        else:
+            base = _aws.core_session(profile=self._profile, region=self._region)
         if self._role is None:
             return base
-        from rdsiamkit._assume_role import assume_role_session  # noqa: PLC0415
-
         role_arn, external_id, session_name = self._role
-        return assume_role_session(
+        return _aws.assume_role(
             base, role_arn=role_arn, external_id=external_id, session_name=session_name
         )
 
-    def _credentials(self) -> tuple[Any, str]:
-        session = self.session()  # its own CredentialsError says what is wrong
+    def _credentials(self) -> tuple[Credentials, ReadOnlyCredentials, str]:
+        """The live credentials, one frozen read of them, and its access key id.
+
+        The frozen read is what signs: key id, secret and session token belong together
+        even if botocore refreshes the credentials meanwhile.
+        """
+        core = self._signing_session()  # its own CredentialsError says what is wrong
         try:
-            credentials = session.get_credentials()
+            credentials = core.get_credentials()
             frozen = credentials.get_frozen_credentials() if credentials else None
         except Exception as err:
             raise CredentialsError(f"could not resolve AWS credentials: {err}") from err
-        if frozen is None or not frozen.access_key:
+        if credentials is None or frozen is None or not frozen.access_key:
             raise CredentialsError(
                 "no AWS credentials found (environment, shared config/credentials files, "
                 "container or instance role); pass session= or profile="
             )
-        return credentials, frozen.access_key
-
-    def _client(self, region: str, identity: str) -> RDSClient:
-        # Keyed by the identity that signs: a client keeps the credentials it was built with.
-        known = self._clients.get(region)
-        if known is not None and known[0] == identity:
-            return known[1]
-        with self._setup_lock:
-            known = self._clients.get(region)
-            if known is None or known[0] != identity:
-                client = self.session().client("rds", region_name=region)
-                known = self._clients[region] = (identity, client)
-        return known[1]
+        return credentials, frozen, frozen.access_key
 
     def _mint(self, host: str, port: int, user: str, region: str) -> IssuedToken:
         with self.cache.mint_lock(host, port, user, region):
-            credentials, identity = self._credentials()
+            credentials, frozen, identity = self._credentials()
             now = self._clock()
             self._identity, self._identity_checked = identity, now
             key = TokenKey(identity, host, port, user, region)
@@ -341,19 +384,15 @@ class TokenProvider:
             if cached is not None:
                 return IssuedToken(cached, key, from_cache=True)
             try:
-                token = self._client(region, identity).generate_db_auth_token(
-                    DBHostname=host, Port=port, DBUsername=user, Region=region
-                )
+                token = _aws.db_auth_token(frozen, host=host, port=port, user=user, region=region)
             except Exception as err:
                 raise CredentialsError(
                     f"could not sign an IAM token for {user}@{host}:{port} ({region}) "
                     f"with {identity}: {err}"
                 ) from err
             self._mints += 1
-            signer = _signer(token) or identity
-            key = key._replace(identity=signer)
             reuse = self.reuse_window
-            left = _seconds_left(credentials)
+            left = _aws.seconds_left(credentials)
             if left is not None:
                 reuse = max(0.0, min(reuse, left - _CREDENTIALS_MARGIN))
             self.cache.put(key, token, now + reuse, now)
@@ -363,7 +402,7 @@ class TokenProvider:
                 host,
                 port,
                 region,
-                signer,
+                identity,
                 reuse,
             )
             return IssuedToken(token, key, from_cache=False)

@@ -167,7 +167,7 @@ async def test_async_mint_runs_off_the_event_loop(provider: TokenProvider) -> No
     seen: list[threading.Thread] = []
     original = provider._credentials
 
-    def spy() -> tuple[object, str]:
+    def spy() -> tuple[object, object, str]:
         seen.append(threading.current_thread())
         return original()
 
