@@ -55,6 +55,7 @@ from rdsiamkit._authmode_state import (
     round_trip,
     state_query,
 )
+from rdsiamkit._secret import Secret
 from rdsiamkit.errors import (
     AuthModeError,
     ConfigurationError,
@@ -465,6 +466,7 @@ def set_auth_mode(
     token_port: int | None = None,
     dry_run: bool = False,
     include_members: bool = False,
+    has_password: bool = False,
 ) -> AuthModeChange:
     """Switch ``user`` to ``mode``; a no-op when it is already there (``changed=False``).
 
@@ -479,7 +481,12 @@ def set_auth_mode(
     To PASSWORD: ``REVOKE rds_iam``, refused with
     :class:`~rdsiamkit.InheritedMembershipError` when IAM also comes through
     another role.  ``new_password`` is set in the same transaction, hashed on
-    the client (SCRAM-SHA-256) so the plain text never reaches the server.
+    the client (SCRAM-SHA-256) so the plain text never reaches the server; it
+    never stays in a frame that raises (error reporters capture frame locals).
+    An admin or the session's own user is refused
+    (:class:`~rdsiamkit.LockoutRefusedError`) unless ``new_password`` is given
+    or ``has_password=True`` says it has a working password: a role made for
+    IAM often has none, and would then not log in at all.
     A role that has members (a group) is refused
     (:class:`~rdsiamkit.LockoutRefusedError`): its members would switch to
     PASSWORD with it, and any without a password would be locked out; pass
@@ -490,35 +497,37 @@ def set_auth_mode(
     """
     check_name(user)
     target = AuthMode.parse(mode)
-    if new_password is not None:
-        _check_password(new_password, target)
+    # From here on the plain text lives only inside a Secret (see rdsiamkit._secret).
+    problem = None if new_password is None else _password_problem(new_password, target)
+    secret = None if new_password is None else Secret(new_password)
+    new_password = None
+    if problem is not None:
+        raise ConfigurationError(problem)
+    password_ok = has_password or secret is not None
     if verify and target is AuthMode.PASSWORD:
         raise ConfigurationError(
             "verify=True tests an IAM login, so it applies to switches to IAM only"
         )
     if verify and not dry_run:
         _check_can_verify(conn)
+
+    def decide(state: RoleState) -> _Decision:
+        return _decide(
+            state, target, verify=verify, include_members=include_members, password_ok=password_ok
+        )
+
     if dry_run:
         (state,) = read_states(conn, [user])
-        decision = _decide(state, target, verify=verify, include_members=include_members)
+        decision = decide(state)
         _raise_refusal(decision)
-        return _describe(conn, state, target, decision, new_password, dry_run=True)
+        return _describe(conn, state, target, decision, secret, dry_run=True)
     with _writing(conn, f"switching {user!r} to {target}", rolled="it"):
         (state,) = read_states(conn, [user])
-        decision = _decide(state, target, verify=verify, include_members=include_members)
+        decision = decide(state)
         _raise_refusal(decision)
-        change = _describe(conn, state, target, decision, new_password, dry_run=False)
+        change = _describe(conn, state, target, decision, secret, dry_run=False)
         if change.changed or change.password_set:
-            _execute_switch(
-                conn,
-                state,
-                target,
-                decision,
-                new_password,
-                decide=lambda fresh: _decide(
-                    fresh, target, verify=verify, include_members=include_members
-                ),
-            )
+            _execute_switch(conn, state, target, decision, secret, decide=decide)
     if change.changed:
         log.info("%s", change.message)
     if not verify:
@@ -607,9 +616,18 @@ def _granting(
 
 
 def _decide(
-    state: RoleState, target: AuthMode, *, verify: bool, include_members: bool = False
+    state: RoleState,
+    target: AuthMode,
+    *,
+    verify: bool,
+    include_members: bool = False,
+    password_ok: bool = False,
 ) -> _Decision:
-    """The one rule book for :func:`set_auth_mode`, plans, and re-checks at apply time."""
+    """The one rule book for :func:`set_auth_mode`, plans, and re-checks at apply time.
+
+    ``password_ok``: a switch to PASSWORD sets a new password or the caller said
+    the role has a working one.
+    """
     user = printable(state.name)
     if state.oid is None:
         return _Decision(
@@ -621,22 +639,37 @@ def _decide(
             detail="rds_iam is the role that marks IAM users, not a user to switch",
         )
     if target is AuthMode.PASSWORD:
-        if state.holders:
-            return _Decision(
-                reason=RefusalReason.INHERITED_MEMBERSHIP, detail=_inherited_detail(state)
-            )
-        if state.is_iam and state.member_count and not include_members:
-            return _Decision(
-                reason=RefusalReason.LOCKOUT_GUARD,
-                detail=(
-                    f"{user} has {state.member_count} member role(s) below it that would switch "
-                    "to PASSWORD with it, and any of them without a password would be locked "
-                    "out; switch it alone with set_auth_mode(..., include_members=True) once "
-                    "they have passwords"
-                ),
-            )
-        return _Decision(switch=state.is_iam)
+        return _decide_password(state, include_members=include_members, password_ok=password_ok)
     return _decide_iam(state, verify=verify)
+
+
+def _decide_password(state: RoleState, *, include_members: bool, password_ok: bool) -> _Decision:
+    user = printable(state.name)
+    if state.holders:
+        return _Decision(reason=RefusalReason.INHERITED_MEMBERSHIP, detail=_inherited_detail(state))
+    if state.is_iam and state.member_count and not include_members:
+        return _Decision(
+            reason=RefusalReason.LOCKOUT_GUARD,
+            detail=(
+                f"{user} has {state.member_count} member role(s) below it that would switch "
+                "to PASSWORD with it, and any of them without a password would be locked "
+                "out; switch it alone with set_auth_mode(..., include_members=True) once "
+                "they have passwords"
+            ),
+        )
+    why = _guard_reasons(state) if state.is_iam and not password_ok else []
+    if why:
+        return _Decision(
+            reason=RefusalReason.LOCKOUT_GUARD,
+            detail=(
+                f"{user} is {' and '.join(why)}: after REVOKE rds_iam it must log in with "
+                "its password, and a role made for IAM often has none, so it could no "
+                "longer log in at all. Switch it alone with set_auth_mode(..., "
+                "new_password=...) to set one in the same transaction, or with "
+                "has_password=True if it has a working password"
+            ),
+        )
+    return _Decision(switch=state.is_iam)
 
 
 def _decide_iam(state: RoleState, *, verify: bool) -> _Decision:
@@ -736,7 +769,8 @@ def _writing(conn: psycopg.Connection[_R], what: str, *, rolled: str) -> Iterato
     except RdsIamError:
         raise
     except psycopg.Error as err:
-        raise AuthModeError(f"{what} failed; {rolled} was rolled back: {err}") from err
+        message = printable(err.diag.message_primary or str(err).strip())
+        raise AuthModeError(f"{what} failed; {rolled} was rolled back: {message}") from err
 
 
 def _switch_statement(target: AuthMode, users: Sequence[str]) -> sql.Composed:
@@ -755,16 +789,16 @@ def _describe(
     state: RoleState,
     target: AuthMode,
     decision: _Decision,
-    new_password: str | None,
+    new_password: Secret | None,
     *,
     dry_run: bool,
 ) -> AuthModeChange:
     before = AuthMode.IAM if state.is_iam else AuthMode.PASSWORD
     statements = []
     if decision.switch:
-        statements.append(_switch_statement(target, [state.name]).as_string(conn))
+        statements.append(f"{_verb(target)} {_ident(IAM_ROLE)} {_to(target)} {_ident(state.name)}")
     if new_password is not None:
-        statements.append(_password_statement(state.name, _REDACTED).as_string(conn))
+        statements.append(f"ALTER ROLE {_ident(state.name)} PASSWORD {_REDACTED.as_string(None)}")
     changed = decision.switch
     if changed:
         verb = "would switch" if dry_run else "switched"
@@ -791,7 +825,7 @@ def _execute_switch(
     state: RoleState,
     target: AuthMode,
     decision: _Decision,
-    new_password: str | None,
+    new_password: Secret | None,
     *,
     decide: Callable[[RoleState], _Decision],
 ) -> None:
@@ -807,7 +841,7 @@ def _execute_switch(
         parts.append(_switch_statement(target, [state.name]))
     if new_password is not None:
         verifier = conn.pgconn.encrypt_password(
-            new_password.encode(), state.name.encode(), b"scram-sha-256"
+            new_password.reveal().encode(), state.name.encode(), b"scram-sha-256"
         )
         parts.append(_password_statement(state.name, sql.Literal(verifier.decode("ascii"))))
     parts.append(modes_query(literal))
@@ -889,13 +923,14 @@ def _apply_batch(
         results = round_trip(conn, parts)
     except psycopg.errors.UndefinedObject as err:
         raise StalePlanError(
-            f"batch {number}/{count}: a planned role no longer exists ({err}); nothing was "
+            f"batch {number}/{count}: a planned role no longer exists "
+            f"({printable(err.diag.message_primary or 'undefined object')}); nothing was "
             "applied from this plan's open transaction, plan again"
         ) from err
     _check_isolation(results[0])
     before, after = parse_states(results[1]), parse_modes(results[-1])
     stale = [
-        f"{c.user} ({_staleness(state, c)})"
+        f"{printable(c.user)} ({_staleness(state, c)})"
         for state, c in zip(before, batch, strict=True)
         if _staleness(state, c)
     ]
@@ -909,7 +944,7 @@ def _apply_batch(
     wrong = [
         _not_switched(states[mode.name], want, version)
         if mode.name in states
-        else f"{mode.name} is not {want} at the end of the plan (changed meanwhile)"
+        else f"{printable(mode.name)} is not {want} at the end of the plan (changed meanwhile)"
         for mode, want in zip(after, expected.values(), strict=True)
         if mode.is_iam != (want is AuthMode.IAM)
     ]
@@ -944,16 +979,19 @@ def _first(items: Sequence[str], shown: int = 5) -> str:
 # --- verifying ------------------------------------------------------------------------------
 
 
-def _check_password(password: object, target: AuthMode) -> None:
+def _password_problem(password: object, target: AuthMode) -> str | None:
+    """What is wrong with ``new_password``, if anything; returns instead of raising, so
+    that no traceback holds this frame (and the plain text in it)."""
     if not isinstance(password, str) or not password:
-        raise ConfigurationError("new_password must be a non-empty str")
+        return "new_password must be a non-empty str"
     if "\x00" in password:
-        raise ConfigurationError("new_password must not contain a NUL character")
+        return "new_password must not contain a NUL character"
     if target is AuthMode.IAM:
-        raise ConfigurationError(
+        return (
             "new_password only applies when switching to PASSWORD: an IAM user's password "
             "is never used"
         )
+    return None
 
 
 def _check_can_verify(conn: psycopg.Connection[_R]) -> None:
@@ -1075,8 +1113,31 @@ def _undo_grant(conn: psycopg.Connection[_R], user: str, *, reason: str) -> None
 
 
 def _ident(name: str) -> str:
-    """``name`` as SQL shows it (quoted when needed), for messages."""
-    return sql.Identifier(name).as_string(None)
+    """``name`` as a quoted SQL identifier for messages and shown statements.
+
+    A name with a character that is not printable (a newline, a terminal escape) is
+    written with PostgreSQL's Unicode escapes, ``U&"ev\\000Ail"``: the text stays
+    printable, yet still names the real role when pasted into psql.
+    """
+    if name.isprintable():
+        return sql.Identifier(name).as_string(None)
+    escaped = "".join(_unicode_escape(char) for char in name)
+    return f'U&"{escaped}"'
+
+
+def _unicode_escape(char: str) -> str:
+    if char == "\\":
+        return "\\\\"
+    if char == '"':
+        return '""'
+    if char.isprintable():
+        return char
+    code = ord(char)
+    return f"\\{code:04X}" if code <= 0xFFFF else f"\\+{code:06X}"
+
+
+def _to(target: AuthMode) -> str:
+    return "TO" if target is AuthMode.IAM else "FROM"
 
 
 def _verb(target: AuthMode) -> str:

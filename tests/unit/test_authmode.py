@@ -196,14 +196,14 @@ def test_status_text_escapes_unprintable_role_names() -> None:
     assert "  path: 'ev\\nil' -> 'gr\\x1bp' -> rds_iam" in text.splitlines()
     detail = _decide(state, AuthMode.PASSWORD, verify=False).detail
     assert detail.startswith("'ev\\nil' needs IAM through 'gr\\x1bp' (shortest paths: ")
-    assert 'REVOKE "gr\x1bp" FROM "ev\nil"' in detail
+    assert 'REVOKE U&"gr\\001Bp" FROM U&"ev\\000Ail"' in detail  # real names, printable
 
 
 def test_kerberos_refusal_escapes_the_name_in_prose_only() -> None:
     """The Kerberos conflict names an odd role escaped, and its REVOKE the real role."""
     detail = _decide(role("ev\nil", in_rds_ad=True), AuthMode.IAM, verify=True).detail
     assert detail.startswith("'ev\\nil' is a member of rds_ad")
-    assert 'REVOKE rds_ad FROM "ev\nil"' in detail
+    assert 'REVOKE rds_ad FROM U&"ev\\000Ail"' in detail
 
 
 def test_holders_without_a_path_still_count_as_inherited() -> None:
@@ -261,10 +261,22 @@ def test_kerberos_user_is_not_switched_to_iam() -> None:
     assert 'REVOKE rds_ad FROM "app"' in decision.detail
 
 
-def test_password_switch_is_never_lockout_guarded() -> None:
-    """Going back to PASSWORD is allowed for admins and the session's user."""
-    state = attrs.evolve(iam_role(), is_session_user=True, can_create_role=True)
-    assert _decide(state, AuthMode.PASSWORD, verify=False).switch
+@pytest.mark.parametrize(
+    "flags",
+    [{"is_session_user": True}, {"can_create_role": True}, {"is_superuser": True}],
+)
+def test_password_switch_of_admin_needs_a_known_password(flags: dict[str, bool]) -> None:
+    """An admin or the session's user goes back to PASSWORD only with a new or known password."""
+    state = attrs.evolve(iam_role(), **flags)
+    refused = _decide(state, AuthMode.PASSWORD, verify=False)
+    assert refused.reason is RefusalReason.LOCKOUT_GUARD and not refused.switch
+    assert "new_password=" in refused.detail and "has_password=True" in refused.detail
+    assert _decide(state, AuthMode.PASSWORD, verify=False, password_ok=True).switch
+
+
+def test_password_switch_of_plain_user_is_not_guarded() -> None:
+    """A role that is neither an admin nor the session's user switches to PASSWORD freely."""
+    assert _decide(iam_role(), AuthMode.PASSWORD, verify=False).switch
 
 
 @given(
