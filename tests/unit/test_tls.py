@@ -366,7 +366,8 @@ def test_region_selects_exactly_its_certificates(region: str) -> None:
 
 def test_selection_keeps_unexpired_2019_chain_and_skips_beta() -> None:
     """Before 2024-08 the 2019 CA and its root come along; Beta/Preview never do."""
-    from rdsiamkit.tls import _certificates, _select_region
+    from rdsiamkit._cacerts import certificates as _certificates
+    from rdsiamkit._cacerts import select_region as _select_region
 
     pem = BUNDLED.read_bytes()
     before = _select_region(pem, "us-east-1", now=dt.datetime(2023, 1, 1, tzinfo=dt.timezone.utc))
