@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import attrs
 import boto3
 import botocore.credentials
 import pytest
@@ -21,9 +22,9 @@ from rdsiamkit.doctor import (
     Diagnosis,
     Finding,
     TokenFacts,
-    _simulation_principal,
     diagnose,
 )
+from rdsiamkit.doctor.checks.aws import _simulation_principal
 from rdsiamkit.policy import connect_policy
 
 ENDPOINT = "demo.cluster-c1a2b3c4d5e6.us-east-1.rds.amazonaws.com"
@@ -373,12 +374,13 @@ def test_a_crashing_check_fails_the_diagnosis(
     closed_port: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A check that raises is a FAIL (check_error): the diagnosis cannot say all is well."""
-    from rdsiamkit import doctor
+    from rdsiamkit.doctor.checks import REGISTRY
 
-    def boom(self: Any) -> Any:
+    def boom(**facts: Any) -> Any:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(doctor._Doctor, "check_dns", boom)
+    spec = attrs.evolve(REGISTRY.checks[CheckName.DNS], run=boom)
+    monkeypatch.setitem(REGISTRY.checks, CheckName.DNS, spec)
     diagnosis = run(closed_port)
     check = diagnosis.check("dns")
     assert (check.status, check.finding) == (CheckStatus.FAIL, Finding.CHECK_ERROR)
