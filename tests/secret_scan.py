@@ -13,6 +13,12 @@ and warnings.  At the end of the session every text is checked for
 
 * ``X-Amz-Signature=<hex>``: the signature of an IAM token *is* the credential;
 * ``X-Amz-Security-Token=<value>``: an STS session token;
+* a JSON Web Token (``eyJ...`` header, payload and signature): the web-identity
+  token of EKS IRSA, an SSO OIDC id token or client secret;
+* SSO and OAuth tokens: the value of an ``x-amz-sso_bearer_token`` header, of an
+  ``accessToken``/``refreshToken``/``idToken``/``clientSecret`` field (any
+  spelling: ``access_token``, quoted, ``key: value`` or ``key=value``), an SSO
+  cache token (``aoaAAA...``/``aorAAA...``) anywhere, and ``Bearer <token>``;
 * every secret registered with :func:`register` (passwords tests use), and the
   ones found automatically: each :class:`~rdsiamkit.testing.FakeCredentials`'
   secret key and session token, the emulator's master password and every
@@ -46,6 +52,23 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
         "X-Amz-Security-Token value",
         re.compile(r"X-Amz-Security-Token=(?!<redacted)[^&\s'\"]{3,}"),
     ),
+    # A web-identity token (EKS IRSA), SSO OIDC id token or client secret: header.payload.sig.
+    (
+        "JSON Web Token",
+        re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"),
+    ),
+    # SSO tokens by their context: a header, a JSON field, a dict repr or a form parameter.
+    (
+        "SSO / OAuth token value",
+        re.compile(
+            r"(?<![A-Za-z0-9])(?i:sso_bearer_token|access_?token|refresh_?token|id_?token|client_?secret"
+            r"|web_?identity_?token)"
+            r"""\\?["']?\s*[:=]\s*b?\\?["']?(?!<redacted)[A-Za-z0-9+/=._~-]{16,}"""
+        ),
+    ),
+    # SSO access and refresh tokens as the SSO token cache holds them (aoa..., aor...).
+    ("SSO access/refresh token", re.compile(r"(?<![A-Za-z0-9+/])ao[ar]A{3}[A-Za-z0-9+/=_:-]{30,}")),
+    ("Bearer credential", re.compile(r"\bBearer\s+(?!<redacted)[A-Za-z0-9._~+/=-]{16,}")),
 )
 _BLANK = "<SECRET>"
 _EXCERPT = 240

@@ -34,6 +34,8 @@ _CREDENTIAL_NAMES = (
 _SECRETS = (
     # A JSON Web Token anywhere (a web-identity token, an SSO OIDC id token or client secret).
     re.compile(r"()\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"),
+    # An SSO access or refresh token in the SSO cache's format (aoaAAA..., aorAAA...) anywhere.
+    re.compile(r"()(?<![A-Za-z0-9+/])ao[ar]A{3}[A-Za-z0-9+/=_:-]{30,}"),
     # Query strings and form bodies: X-Amz-Signature=..., WebIdentityToken=..., access_token=...
     re.compile(rf"((?<![\w.-])(?:{_CREDENTIAL_NAMES})=){_FRESH}[^&\s'\"\\]+"),
     # Dict reprs and JSON (also JSON inside a bytes repr or escaped once):

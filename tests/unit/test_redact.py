@@ -102,6 +102,7 @@ SAMPLES = {
     "oauth form": (f"grant_type=refresh_token&refresh_token={REFRESH}&client_id=x", [REFRESH]),
     "env style": (f"AWS_SESSION_TOKEN={SESSION_TOKEN} AWS_REGION=us-east-1", [SESSION_TOKEN]),
     "bare jwt": (f"token file holds {JWT} (for the pod)", [JWT]),
+    "sso cache token": (f"cached {SSO}:MGUCMQDfakeSignature0123/+= for corp", [SSO, "MGUCMQ"]),
 }
 
 
