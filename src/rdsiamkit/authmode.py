@@ -95,6 +95,8 @@ log = logging.getLogger("rdsiamkit.authmode")
 _R = TypeVar("_R")
 
 DEFAULT_BATCH_SIZE = 500
+#: Seconds the IAM login of ``verify=True`` may take at most (less if ``conn`` says so).
+VERIFY_CONNECT_TIMEOUT = 10
 # What the returned statements show instead of a password verifier.  A comment,
 # so that pasting the statement fails instead of setting a known password.
 _REDACTED = sql.SQL("/* scram-sha-256 verifier, redacted */")
@@ -1023,9 +1025,16 @@ def _iam_login_params(conn: psycopg.Connection[_R], user: str) -> dict[str, Any]
         "dbname": conn.info.dbname,
         "user": user,
     }
-    for key in ("hostaddr", "sslrootcert", "connect_timeout"):
+    for key in ("hostaddr", "sslrootcert"):
         if params.get(key):
             options[key] = params[key]
+    # A verification that hangs holds a committed GRANT: the admin cannot log in with its
+    # password until it ends.  Bound it (psycopg alone would wait 130 s per attempt).
+    text = (params.get("connect_timeout") or "").strip()
+    own = int(text) if text.isdigit() else 0  # 0, negative or unset: no limit of its own
+    options["connect_timeout"] = str(
+        min(own, VERIFY_CONNECT_TIMEOUT) if own > 0 else VERIFY_CONNECT_TIMEOUT
+    )
     if params.get("sslmode") == "verify-full":
         options["sslmode"] = "verify-full"
     return options

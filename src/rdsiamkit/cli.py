@@ -39,7 +39,9 @@ from typing import Any, TextIO
 import attrs
 import psycopg
 
+from rdsiamkit._cliproc import Terminated, passfile_line, run_psql, terminations_interrupt
 from rdsiamkit._planfile import read_plan_file
+from rdsiamkit._secret import Secret
 from rdsiamkit.errors import (
     AuthModeError,
     AwsApiError,
@@ -238,8 +240,9 @@ def _run_token(args: argparse.Namespace) -> int:
 
 def _configure_connect(parser: argparse.ArgumentParser) -> None:
     parser.description = (
-        "Run psql with a fresh IAM token (passed in PGPASSWORD, never on the command line), "
-        "sslmode=verify-full and the RDS CA bundle. Arguments after -- go to psql."
+        "Run psql with a fresh IAM token (in a private temporary PGPASSFILE that names only "
+        "this endpoint and user, removed when psql ends; never on the command line or in the "
+        "environment), sslmode=verify-full and the RDS CA bundle. Arguments after -- go to psql."
     )
     _add_target(parser)
     parser.add_argument("--psql", default="psql", help="the psql executable")
@@ -289,7 +292,7 @@ def _psql_target_option(arguments: Sequence[str]) -> str | None:
     return None
 
 
-def _run_connect(args: argparse.Namespace) -> int:  # noqa: RET503 - execve does not return
+def _run_connect(args: argparse.Namespace) -> int:
     if args.json and not args.dry_run:
         raise ConfigurationError("--json applies to --dry-run (connect hands over to psql)")
     target = _target(args)
@@ -323,10 +326,10 @@ def _run_connect(args: argparse.Namespace) -> int:  # noqa: RET503 - execve does
     if executable is None:
         raise ConfigurationError(f"cannot find {args.psql!r}: install psql or pass --psql PATH")
     issued = target.issue(_provider(args))
-    env = {**os.environ, **tls_env, "PGPASSWORD": issued.token}
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(executable, argv, env)  # noqa: S606 - psql is the point; no shell involved
+    passfile = passfile_line(target.host, target.port, target.user, issued.token)
+    return run_psql(executable, argv, {**os.environ, **tls_env}, passfile_text=passfile)
 
 
 # -- status --------------------------------------------------------------------------------
@@ -409,6 +412,16 @@ def _configure_switch(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("target_user", metavar="USER", help="the user to switch")
     parser.add_argument("mode", choices=["iam", "password"], type=str.lower, help="new mode")
     parser.add_argument("--verify", action="store_true", help="test an IAM login; undo on fail")
+    parser.add_argument(
+        "--has-password",
+        action="store_true",
+        help="(to password) USER has a working password: allow it for an admin or yourself",
+    )
+    parser.add_argument(
+        "--new-password-stdin",
+        action="store_true",
+        help="(to password) set a new password, read from the first line of stdin",
+    )
     parser.add_argument("--dry-run", action="store_true", help="check and show, change nothing")
     _add_admin(parser)
     _add_json(parser)
@@ -417,7 +430,10 @@ def _configure_switch(parser: argparse.ArgumentParser) -> None:
 def _run_switch(args: argparse.Namespace) -> int:
     from rdsiamkit.authmode import set_auth_mode  # noqa: PLC0415
 
-    with _admin_connection(args) as conn:
+    new_password = _read_new_password() if args.new_password_stdin else None
+    # SIGTERM / SIGHUP (`timeout`, a closed terminal) must not end a verified switch between
+    # its GRANT and the rollback of a failed verification: they raise, and the grant is undone.
+    with terminations_interrupt(), _admin_connection(args) as conn:
         provider = _provider(args) if args.verify else None
         change = set_auth_mode(
             conn,
@@ -425,6 +441,8 @@ def _run_switch(args: argparse.Namespace) -> int:
             args.mode,
             verify=args.verify,
             dry_run=args.dry_run,
+            new_password=None if new_password is None else new_password.reveal(),
+            has_password=args.has_password,
             token_provider=provider,
             region=args.region,
             token_host=args.token_host,
@@ -437,6 +455,14 @@ def _run_switch(args: argparse.Namespace) -> int:
         for statement in change.statements:
             print(f"  {statement}", file=_out(args))
     return ExitCode.OK
+
+
+def _read_new_password() -> Secret:
+    """The first line of stdin, without its line end, kept in a Secret."""
+    line = sys.stdin.readline()
+    if not line.strip("\r\n"):
+        raise ConfigurationError("--new-password-stdin: stdin's first line is empty")
+    return Secret(line.rstrip("\r\n"))
 
 
 def _plain(_: object, __: object, value: object) -> object:
@@ -845,6 +871,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rdsiamkit: interrupted", file=sys.stderr)
         return ExitCode.INTERRUPTED
+    except Terminated as stop:
+        print(f"rdsiamkit: stopped by {stop}", file=sys.stderr)
+        return stop.exit_code
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, and keep the interpreter's final
         # flush of stdout from failing again.
