@@ -11,6 +11,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
+from psycopg import sql
 
 from rdsiamkit.doctor import CheckName, CheckStatus, Diagnosis, Finding, diagnose
 from rdsiamkit.policy import connect_policy
@@ -335,6 +336,29 @@ def test_dialling_an_ip_address_is_a_hostname_mismatch(
         aws=False,
     )
     assert diagnosis.check(CheckName.TLS).finding is Finding.HOSTNAME_MISMATCH, str(diagnosis)
+
+
+def test_escape_in_a_group_name_is_not_printed_raw(
+    rds_emulator: RdsIamEmulator, creds: FakeCredentials, user_factory: Callable[..., str]
+) -> None:
+    """A group on the way to rds_iam named with a terminal escape is shown escaped in the text."""
+    user = user_factory(iam=False)
+    group = f"evil\x1b[2J{uuid.uuid4().hex[:6]}"
+    with rds_emulator.connect_admin() as admin:
+        admin.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(group)))
+        try:
+            admin.execute(sql.SQL("GRANT rds_iam TO {}").format(sql.Identifier(group)))
+            admin.execute(
+                sql.SQL("GRANT {} TO {}").format(sql.Identifier(group), sql.Identifier(user))
+            )
+            diagnosis = offline(rds_emulator, creds, user, admin_conn=admin, login=False)
+        finally:
+            admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(group)))
+    membership = diagnosis.check(CheckName.MEMBERSHIP)
+    assert membership.status is CheckStatus.PASS, str(diagnosis)
+    text = str(diagnosis)
+    assert "\x1b" not in text and group not in text
+    assert f"via {group!r}" in text
 
 
 FAULTS = 9
