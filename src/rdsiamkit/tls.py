@@ -329,7 +329,9 @@ def _regional_file(partition: str, region: str, pem: bytes, cache_dir: Path | No
     try:
         target = _store(primary, name, content)
     except (OSError, CABundleError) as err:
-        log.warning(
+        # Not private: a warning; merely not writable (a read-only home): routine.
+        log.log(
+            logging.WARNING if isinstance(err, CABundleError) else logging.INFO,
             "cannot keep regional CA bundles in %s (%s); using a private temporary directory",
             primary,
             err,
@@ -649,8 +651,12 @@ def refresh_ca_bundle(
     if unsafe is not None:
         raise CABundleError(f"refusing to cache a CA bundle in {target.parent}: {unsafe}")
     fetched_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    record = {"url": source_url, "fetched_at": fetched_at, "sha256": info.sha256}
-    record["partition"] = partition
+    record = {
+        "url": source_url,
+        "fetched_at": fetched_at,
+        "sha256": info.sha256,
+        "partition": partition,
+    }
     _write_atomically(target, pem)
     _write_atomically(target.with_suffix(".json"), json.dumps(record).encode())
     cache_clear()
