@@ -34,6 +34,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import psycopg
 
 try:
@@ -47,11 +48,12 @@ except ImportError as err:  # pragma: no cover - depends on the installed extras
         "rdsiamkit.sqlalchemy needs SQLAlchemy 2: pip install 'rdsiamkit[sqlalchemy]'"
     ) from err
 
-from rdsiamkit.connection import Target, async_provider, connect, connect_async, sync_provider
+from rdsiamkit._login import ConnectSpec
+from rdsiamkit._options import OPTION_NAMES, ConnectOptions, with_options_signature
+from rdsiamkit.connection import connect, connect_async
 from rdsiamkit.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    import boto3
     from sqlalchemy.engine.interfaces import DBAPIConnection, Dialect
     from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -67,16 +69,9 @@ _PSYCOPG_DRIVERS = frozenset({"psycopg", "psycopg_async"})
 #: Query options of the URL that configure the kit, not libpq.
 URL_OPTIONS = ("region", "profile", "token_host", "token_port")
 # Options of rdsiamkit.connect() that must not hide in connect_args.
-_KIT_OPTIONS = frozenset(
-    {
-        *URL_OPTIONS,
-        "session",
-        "token_provider",
-        "insecure_skip_tls_verify",
-        "max_attempts",
-        "retry_budget",
-    }
-)
+_KIT_OPTIONS = frozenset(OPTION_NAMES)
+# Chosen once per engine, not per connection: the provider replaces them.
+_CREDENTIAL_SOURCES = ("session", "profile", "token_provider")
 
 #: A ``do_connect`` listener: (dialect, pool entry, cargs, cparams) -> DBAPI connection.
 Connector = Callable[["Dialect", "ConnectionPoolEntry | None", list[Any], dict[str, Any]], object]
@@ -120,15 +115,6 @@ def _split_url(url: str | URL) -> tuple[URL, dict[str, str]]:
     return parsed.difference_update_query(URL_OPTIONS), options
 
 
-def _port(value: str | int | None, name: str) -> int | None:
-    if value is None or isinstance(value, int):
-        return value
-    try:
-        return int(value)
-    except ValueError as err:
-        raise ConfigurationError(f"{name} must be a TCP port number, got {value!r}") from err
-
-
 def _libpq_params(url: URL, connect_args: Mapping[str, Any] | None) -> dict[str, Any]:
     """The keywords SQLAlchemy's psycopg dialect will pass to connect, from URL and args."""
     params: dict[str, Any] = url.translate_connect_args(username="user", database="dbname")
@@ -147,38 +133,14 @@ def _libpq_params(url: URL, connect_args: Mapping[str, Any] | None) -> dict[str,
 
 
 def _kit_options(
-    url: URL,
-    url_options: Mapping[str, str],
-    engine_kwargs: Mapping[str, Any],
-    *,
-    region: str | None,
-    token_host: str | None,
-    token_port: int | None,
-    insecure_skip_tls_verify: bool,
-    max_attempts: int,
-    retry_budget: float,
-) -> dict[str, Any]:
-    """Resolve and validate everything but the provider, before any network I/O."""
-    if max_attempts < 1:
-        raise ConfigurationError(f"max_attempts must be at least 1, got {max_attempts!r}")
-    options: dict[str, Any] = {
-        "region": region or url_options.get("region"),
-        "token_host": token_host or url_options.get("token_host"),
-        "token_port": _port(
-            token_port if token_port is not None else url_options.get("token_port"), "token_port"
-        ),
-        "insecure_skip_tls_verify": insecure_skip_tls_verify,
-        "max_attempts": max_attempts,
-        "retry_budget": retry_budget,
-    }
-    Target.build(
-        "",
-        _libpq_params(url, engine_kwargs.get("connect_args")),
-        region=options["region"],
-        token_host=options["token_host"],
-        token_port=options["token_port"],
-        insecure_skip_tls_verify=insecure_skip_tls_verify,
-    )
+    url: URL, url_options: Mapping[str, str], engine_kwargs: dict[str, Any]
+) -> ConnectOptions:
+    """The kit's options, out of ``engine_kwargs`` then the URL, checked with the URL's
+    connection keywords before any network I/O."""
+    options = ConnectOptions.from_kwargs(engine_kwargs)
+    from_url: dict[str, Any] = {k: v for k, v in url_options.items() if getattr(options, k) is None}
+    options = attrs.evolve(options, **from_url)
+    ConnectSpec.create("", _libpq_params(url, engine_kwargs.get("connect_args")), options)
     return options
 
 
@@ -209,11 +171,15 @@ def _async_connector(options: Mapping[str, Any]) -> Connector:
     return do_connect
 
 
-def _install(
-    engine: Engine, options: Mapping[str, Any], provider: TokenProvider | AsyncTokenProvider
-) -> None:
-    connector = _async_connector if engine.dialect.is_async else _sync_connector
-    event.listen(engine, "do_connect", connector({**options, "token_provider": provider}))
+def _install(engine: Engine, options: ConnectOptions) -> None:
+    """Route the engine's connects through the kit, with one provider for the engine."""
+    provider: TokenProvider | AsyncTokenProvider
+    if engine.dialect.is_async:
+        provider, connector = options.async_provider(), _async_connector
+    else:
+        provider, connector = options.sync_provider(), _sync_connector
+    per_connect = {k: v for k, v in options.as_kwargs().items() if k not in _CREDENTIAL_SOURCES}
+    event.listen(engine, "do_connect", connector({**per_connect, "token_provider": provider}))
     log.debug("SQLAlchemy engine %s logs in with IAM tokens", engine.url)
 
 
@@ -241,6 +207,27 @@ def _with_parts(
     return parsed, options
 
 
+def _engine(
+    url: str | URL | None, parts: dict[str, Any], kwargs: dict[str, Any], *, asyncio: bool
+) -> Any:
+    """The one way to an engine, sync or asyncio: checks, options, SQLAlchemy, the hook."""
+    parsed, url_options = _with_parts(url, **parts)
+    if not asyncio and parsed.get_driver_name() == "psycopg_async":
+        raise ConfigurationError(
+            f"{parsed.drivername}:// is the asyncio driver: use "
+            "rdsiamkit.sqlalchemy.create_async_engine, or postgresql+psycopg:// here"
+        )
+    options = _kit_options(parsed, url_options, kwargs)
+    if asyncio:
+        engine: Any = _sa_create_async_engine(parsed, **kwargs)
+        _install(engine.sync_engine, options)
+    else:
+        engine = sqlalchemy.create_engine(parsed, **kwargs)
+        _install(engine, options)
+    return engine
+
+
+@with_options_signature()
 def create_engine(
     url: str | URL | None = None,
     *,
@@ -248,50 +235,26 @@ def create_engine(
     port: int | None = None,
     user: str | None = None,
     dbname: str | None = None,
-    region: str | None = None,
-    session: boto3.Session | None = None,
-    profile: str | None = None,
-    token_provider: TokenProvider | None = None,
-    token_host: str | None = None,
-    token_port: int | None = None,
-    insecure_skip_tls_verify: bool = False,
-    max_attempts: int = 3,
-    retry_budget: float = 10.0,
-    **engine_kwargs: Any,
+    **kwargs: Any,
 ) -> Engine:
     """A :class:`sqlalchemy.engine.Engine` over psycopg 3 that logs in with IAM tokens.
 
     Give a URL (``postgresql+psycopg://user@host:port/dbname``, no password), or
     the parts as keywords, which override the URL's.  Other libpq keywords go in
     the URL query or ``connect_args`` as usual; the token options are those of
-    :func:`rdsiamkit.connect`.  ``engine_kwargs`` go to
+    :func:`rdsiamkit.connect` (``region``, ``session``, ``profile``,
+    ``token_provider``, ``token_host``, ``token_port``, ``insecure_skip_tls_verify``,
+    ``max_attempts``, ``retry_budget``).  Every other keyword goes to
     :func:`sqlalchemy.create_engine` (``pool_size``, ``pool_pre_ping``,
     ``pool_recycle``, ``echo``...).  Configuration mistakes raise
     :class:`~rdsiamkit.ConfigurationError` here, before any connection.
     """
-    parsed, url_options = _with_parts(url, host=host, port=port, user=user, dbname=dbname)
-    if parsed.get_driver_name() == "psycopg_async":
-        raise ConfigurationError(
-            f"{parsed.drivername}:// is the asyncio driver: use "
-            "rdsiamkit.sqlalchemy.create_async_engine, or postgresql+psycopg:// here"
-        )
-    options = _kit_options(
-        parsed,
-        url_options,
-        engine_kwargs,
-        region=region,
-        token_host=token_host,
-        token_port=token_port,
-        insecure_skip_tls_verify=insecure_skip_tls_verify,
-        max_attempts=max_attempts,
-        retry_budget=retry_budget,
-    )
-    provider = sync_provider(token_provider, session, profile or url_options.get("profile"))
-    engine = sqlalchemy.create_engine(parsed, **engine_kwargs)
-    _install(engine, options, provider)
+    parts = {"host": host, "port": port, "user": user, "dbname": dbname}
+    engine: Engine = _engine(url, parts, kwargs, asyncio=False)
     return engine
 
 
+@with_options_signature()
 def create_async_engine(
     url: str | URL | None = None,
     *,
@@ -299,37 +262,15 @@ def create_async_engine(
     port: int | None = None,
     user: str | None = None,
     dbname: str | None = None,
-    region: str | None = None,
-    session: boto3.Session | None = None,
-    profile: str | None = None,
-    token_provider: AsyncTokenProvider | TokenProvider | None = None,
-    token_host: str | None = None,
-    token_port: int | None = None,
-    insecure_skip_tls_verify: bool = False,
-    max_attempts: int = 3,
-    retry_budget: float = 10.0,
-    **engine_kwargs: Any,
+    **kwargs: Any,
 ) -> AsyncEngine:
     """The asyncio twin of :func:`create_engine`: an :class:`~sqlalchemy.ext.asyncio.AsyncEngine`.
 
     Tokens come from an :class:`~rdsiamkit.AsyncTokenProvider` (cache hits on the
     event loop, signing in a worker thread), so the loop never blocks on them.
     """
-    parsed, url_options = _with_parts(url, host=host, port=port, user=user, dbname=dbname)
-    options = _kit_options(
-        parsed,
-        url_options,
-        engine_kwargs,
-        region=region,
-        token_host=token_host,
-        token_port=token_port,
-        insecure_skip_tls_verify=insecure_skip_tls_verify,
-        max_attempts=max_attempts,
-        retry_budget=retry_budget,
-    )
-    provider = async_provider(token_provider, session, profile or url_options.get("profile"))
-    engine = _sa_create_async_engine(parsed, **engine_kwargs)
-    _install(engine.sync_engine, options, provider)
+    parts = {"host": host, "port": port, "user": user, "dbname": dbname}
+    engine: AsyncEngine = _engine(url, parts, kwargs, asyncio=True)
     return engine
 
 
@@ -345,17 +286,8 @@ class RdsIamPlugin(CreateEnginePlugin):
         super().__init__(url, kwargs)
         parsed, url_options = _split_url(url.difference_update_query(["plugin"]))
         self._options = _kit_options(
-            parsed,
-            url_options,
-            kwargs,
-            region=None,
-            token_host=None,
-            token_port=None,
-            insecure_skip_tls_verify=False,
-            max_attempts=3,
-            retry_budget=10.0,
+            parsed, url_options, {"connect_args": kwargs.get("connect_args")}
         )
-        self._profile = url_options.get("profile")
 
     def update_url(self, url: URL) -> URL:
         """Drop the kit's query options (and name psycopg 3 when the URL does not)."""
@@ -363,8 +295,4 @@ class RdsIamPlugin(CreateEnginePlugin):
 
     def engine_created(self, engine: Engine) -> None:
         """Route the engine's connects through the kit."""
-        if engine.dialect.is_async:
-            provider: TokenProvider | AsyncTokenProvider = async_provider(None, None, self._profile)
-        else:
-            provider = sync_provider(None, None, self._profile)
-        _install(engine, self._options, provider)
+        _install(engine, self._options)

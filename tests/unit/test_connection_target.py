@@ -1,4 +1,4 @@
-"""Target: conninfo parsing, TLS enforcement, token target, and error translation."""
+"""ConnectSpec (formerly Target): conninfo, TLS floor, token target, error translation."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
-import tenacity
 
-from rdsiamkit.connection import Target, is_auth_failure, retry_policy
+from rdsiamkit import _login
+from rdsiamkit._login import RetryPolicy
+from rdsiamkit._options import ConnectOptions
+from rdsiamkit.connection import ConnectSpec, is_auth_failure
 from rdsiamkit.errors import (
     CABundleError,
     ConfigurationError,
@@ -23,11 +25,11 @@ HOST = "demo.cluster-c1a2b3c4d5e6.us-east-1.rds.amazonaws.com"
 TOKEN = f"{HOST}:5432/?Action=connect&DBUser=app&X-Amz-Signature=deadbeefcafef00d"
 
 
-def build(conninfo: str = "", **kwargs: object) -> Target:
-    return Target.build(conninfo, kwargs)
+def build(conninfo: str = "", **kwargs: object) -> ConnectSpec:
+    return ConnectSpec.build(conninfo, kwargs)
 
 
-def issued(target: Target) -> IssuedToken:
+def issued(target: ConnectSpec) -> IssuedToken:
     key = TokenKey("AKIAEXAMPLE", target.token_host, target.token_port, target.user, "us-east-1")
     return IssuedToken(TOKEN, key, from_cache=False)
 
@@ -74,6 +76,10 @@ def test_psycopg_options_are_split_from_libpq_keywords() -> None:
         ({"host": HOST, "user": "app", "port": 70000}, "port must be"),
         ({"host": HOST, "user": "app", "password": "hunter2"}, "password was given"),
         ({"host": "/var/run/postgresql", "user": "app"}, "not a socket"),
+        ({"host": "@abstract", "user": "app"}, "not a socket"),
+        ({"host": "C:\\pg", "user": "app"}, "not a socket"),
+        ({"host": HOST, "hostaddr": "db.example", "user": "app"}, "numeric IP"),
+        ({"host": HOST, "hostaddr": "10.0.0.1,10.0.0.2", "user": "app"}, "multiple hosts"),
     ],
 )
 def test_bad_input_names_what_is_wrong(
@@ -163,7 +169,7 @@ def test_non_connect_psycopg_errors_leave_no_token_in_frames() -> None:
 
 def test_tunnel_signs_for_the_real_endpoint() -> None:
     """token_host/token_port override what is signed, not what is dialled."""
-    target = Target.build(
+    target = ConnectSpec.build(
         "",
         {"host": HOST, "hostaddr": "127.0.0.1", "port": 15432, "user": "app"},
         token_port=5432,
@@ -257,20 +263,8 @@ def test_auth_failure_detection() -> None:
 
 def test_retry_policy_retries_transient_errors_and_pam_refusals_only() -> None:
     """Retried: network trouble and PAM refusals (throttling); never TLS or scram refusals."""
-    retry = retry_policy(max_attempts=3, retry_budget=5.0)["retry"]
+    retry = RetryPolicy(max_attempts=3, retry_budget=5.0).retryable
     target = build(host=HOST, user="app")
-
-    def state(exc: BaseException) -> object:
-        class Outcome:
-            failed = True
-
-            def exception(self) -> BaseException:
-                return exc
-
-        class State:
-            outcome = Outcome()
-
-        return State()
 
     def raised(message: str) -> BaseException:
         cause = pg_error(message)
@@ -278,13 +272,25 @@ def test_retry_policy_retries_transient_errors_and_pam_refusals_only() -> None:
         err.__cause__ = cause
         return err
 
-    assert retry(state(raised("Connection refused")))
-    assert retry(state(raised('PAM authentication failed for user "app"')))
-    assert not retry(state(raised('password authentication failed for user "app"')))
-    assert not retry(state(raised("certificate verify failed")))
-    assert not retry(state(raised("something unexpected")))
+    assert retry(raised("Connection refused"))
+    assert retry(raised('PAM authentication failed for user "app"'))
+    assert not retry(raised('password authentication failed for user "app"'))
+    assert not retry(raised("certificate verify failed"))
+    assert not retry(raised("something unexpected"))
     with pytest.raises(ConfigurationError):
-        retry_policy(max_attempts=0, retry_budget=1.0)
+        ConnectOptions(max_attempts=0)
+
+
+def test_retry_policy_stops_at_the_attempt_and_time_bounds() -> None:
+    """Another attempt only below max_attempts and inside retry_budget."""
+    policy = RetryPolicy(max_attempts=3, retry_budget=5.0)
+    target = build(host=HOST, user="app")
+    cause = pg_error("Connection refused")
+    err = target.explain(cause, issued(target))
+    err.__cause__ = cause
+    assert policy.again(err, 2, 4.9)
+    assert not policy.again(err, 3, 0.0)
+    assert not policy.again(err, 1, 5.0)
 
 
 @pytest.mark.parametrize("draw", [0.0, 0.5, 0.999])
@@ -292,14 +298,11 @@ def test_retry_waits_keep_a_floor_of_half_the_exponential_step(
     monkeypatch: pytest.MonkeyPatch, draw: float
 ) -> None:
     """The n-th wait is min(4, 0.5 * 2**(n-1)) s times (1 + draw) / 2: never back to back."""
-    monkeypatch.setattr(tenacity.wait.random, "uniform", lambda lo, hi: lo + draw * (hi - lo))
-    monkeypatch.setattr(tenacity.wait.random, "random", lambda: draw)
-    wait = retry_policy(max_attempts=9, retry_budget=60.0)["wait"]
+    monkeypatch.setattr(_login.random, "uniform", lambda lo, hi: lo + draw * (hi - lo))
+    wait = RetryPolicy(max_attempts=9, retry_budget=60.0).wait
     for attempt in range(1, 9):
-        state = tenacity.RetryCallState(retry_object=None, fn=None, args=(), kwargs={})
-        state.attempt_number = attempt
         step = min(4.0, 0.5 * 2 ** (attempt - 1))
-        assert wait(state) == pytest.approx(step * (1 + draw) / 2), attempt
+        assert wait(attempt) == pytest.approx(step * (1 + draw) / 2), attempt
 
 
 def test_malformed_conninfo_string_is_a_configuration_error() -> None:

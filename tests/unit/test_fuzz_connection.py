@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from psycopg.conninfo import conninfo_to_dict
 
 from rdsiamkit._redact import REDACTED, redact
-from rdsiamkit.connection import Target
+from rdsiamkit.connection import ConnectSpec
 from rdsiamkit.errors import CABundleError, ConfigurationError, InsecureTLSError
 from rdsiamkit.tls import check_sslmode
 
@@ -42,7 +42,7 @@ MODES = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full", ""
 @example(user="app sslmode=disable", dbname="postgres' sslmode='allow")
 def test_hostile_names_reach_libpq_as_single_values(user: str, dbname: str) -> None:
     """User and database names survive conninfo quoting and can never lower sslmode."""
-    target = Target.build("", {"host": HOST, "user": user, "dbname": dbname})
+    target = ConnectSpec.build("", {"host": HOST, "user": user, "dbname": dbname})
     parsed = conninfo_to_dict(target.conninfo)
     assert parsed["user"] == user and parsed["dbname"] == dbname
     assert parsed["sslmode"] == "verify-full" and parsed["host"] == HOST
@@ -68,13 +68,13 @@ def test_nothing_below_verify_full_passes_without_the_opt_out(
         assert spelled.strip().lower() != "verify-full"
         return
     assert chosen in ({"verify-full", "require", "verify-ca"} if opt_out else {"verify-full"})
-    target = Target.build(
+    target = ConnectSpec.build(
         "", {"host": HOST, "user": "u", "sslmode": spelled}, insecure_skip_tls_verify=opt_out
     )
     assert conninfo_to_dict(target.conninfo)["sslmode"] == chosen
 
 
-# Conninfo strings libpq can parse, around the endpoint: most of them must build a Target.
+# Conninfo strings libpq can parse, around the endpoint: most of them must build a ConnectSpec.
 _pair_values = st.sampled_from(["app", "'a b'", "0", "5432", "verify-full", "require", "''", "x=y"])
 _pairs = st.lists(
     st.tuples(
@@ -95,9 +95,9 @@ well_formed = _pairs.map(lambda ps: " ".join([f"host={HOST}", *(f"{k}={v}" for k
 def test_arbitrary_conninfo_builds_or_raises_configuration_errors(
     conninfo: str, user: str | None, monkeypatch_env: None
 ) -> None:
-    """Any conninfo text builds a verify-full Target or raises the kit's configuration errors."""
+    """Any conninfo text builds a verify-full ConnectSpec or raises a kit configuration error."""
     try:
-        target = Target.build(conninfo, {"user": user})
+        target = ConnectSpec.build(conninfo, {"user": user})
     except (ConfigurationError, CABundleError):
         return
     parsed = conninfo_to_dict(target.conninfo)
