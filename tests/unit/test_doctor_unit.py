@@ -473,3 +473,98 @@ def test_a_hung_resolver_is_bounded_and_asked_once(monkeypatch: pytest.MonkeyPat
     assert "no answer from DNS within 0.3 s" in check.reason
     assert diagnosis.check("reachability").status is CheckStatus.SKIPPED
     assert len(calls) <= 2
+
+
+def _registry_of_three() -> Any:
+    """A registry whose consumer is registered before its providers, with fixtures between."""
+    from rdsiamkit.doctor.model import Check
+    from rdsiamkit.doctor.runner import LAZY, Lazy, Outcome, Registry, check, fixture
+
+    computed: list[str] = []
+
+    @check(CheckName.LOGIN)
+    def consumer(*, doubled: int, never: Lazy[int] = LAZY, note: str = "default") -> Check:
+        return Check(CheckName.LOGIN, CheckStatus.PASS, f"{doubled} {note}")
+
+    @check(CheckName.DNS, provides="note", missing="needs a note")
+    def independent(*, inputs: object) -> Check:
+        return Check(CheckName.DNS, CheckStatus.PASS, "independent (provides no note)")
+
+    @check(CheckName.CONFIGURATION, provides="number", missing="needs a number (see config)")
+    def provider(*, inputs: int) -> Check | Outcome[int]:
+        if inputs < 0:
+            return Check(CheckName.CONFIGURATION, CheckStatus.FAIL, "negative")
+        return Outcome(Check(CheckName.CONFIGURATION, CheckStatus.PASS, "given"), inputs)
+
+    @fixture("doubled")
+    def double(*, number: int) -> int:
+        computed.append("doubled")
+        return number * 2
+
+    @fixture("never")
+    def never(*, inputs: int) -> int:
+        computed.append("never")
+        return 0
+
+    registry = Registry.of(consumer, independent, provider, double, never)
+    return registry, computed
+
+
+def test_runner_orders_providers_first_and_keeps_registration_order_otherwise() -> None:
+    """A consumer runs after the check providing its fact (through a fixture); ties keep order."""
+    from rdsiamkit.doctor.runner import run_checks
+
+    registry, computed = _registry_of_three()
+    assert [s.name for s in registry.order()] == [
+        CheckName.DNS,
+        CheckName.CONFIGURATION,
+        CheckName.LOGIN,
+    ]
+    result = run_checks(registry, {"inputs": 21, "secrets": None}, scrub=str)
+    reasons = [c.reason for c in result.checks]
+    assert reasons == ["independent (provides no note)", "given", "42 default"]
+    assert computed == ["doubled"]  # the lazy fact no check asked for was never computed
+
+
+def test_runner_skips_a_check_whose_fact_is_missing() -> None:
+    """No fact from the provider: its consumer is skipped with the provider's reason."""
+    from rdsiamkit.doctor.runner import run_checks
+
+    registry, computed = _registry_of_three()
+    result = run_checks(registry, {"inputs": -1, "secrets": None}, scrub=str)
+    login = result.checks[-1]
+    assert (login.status, login.reason) == (CheckStatus.SKIPPED, "needs a number (see config)")
+    assert computed == []
+
+
+def test_runner_refuses_unknown_facts_and_cycles() -> None:
+    """A fact nobody provides, or two checks needing each other's, fail before anything runs."""
+    from rdsiamkit.doctor.model import Check
+    from rdsiamkit.doctor.runner import Registry, check
+
+    @check(CheckName.TLS)
+    def orphan(*, nobody: int) -> Check:
+        return Check(CheckName.TLS, CheckStatus.PASS, "")
+
+    with pytest.raises(RuntimeError, match="'nobody'"):
+        Registry.of(orphan).order()
+
+    @check(CheckName.DNS, provides="a", missing="needs a")
+    def first(*, b: int) -> Check:
+        return Check(CheckName.DNS, CheckStatus.PASS, "")
+
+    @check(CheckName.TLS, provides="b", missing="needs b")
+    def second(*, a: int) -> Check:
+        return Check(CheckName.TLS, CheckStatus.PASS, "")
+
+    with pytest.raises(RuntimeError, match="cycle: dns, tls"):
+        Registry.of(first, second).order()
+
+
+def test_text_report_escapes_unprintable_reasons() -> None:
+    """A reason holding a terminal escape (a server message naming a role) is shown escaped."""
+    from rdsiamkit.doctor import Check
+
+    check = Check(CheckName.LOGIN, CheckStatus.FAIL, 'no role "evil\x1b[2J"', fix="fix\x1b]0;x")
+    text = str(Diagnosis(target="app@host:5432", checks=(check,)))
+    assert "\x1b" not in text and "\\x1b[2J" in text and "\\x1b]0;x" in text

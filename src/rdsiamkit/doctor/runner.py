@@ -170,16 +170,26 @@ class Registry:
     @classmethod
     def collect(cls, *modules: ModuleType) -> Registry:
         """The checks and fixtures defined in ``modules``: modules in order, then source order."""
+        return cls.of(
+            *(
+                value
+                for module in modules
+                for value in vars(module).values()
+                # imported from elsewhere: registered there
+                if getattr(value, "__module__", None) == module.__name__
+            )
+        )
+
+    @classmethod
+    def of(cls, *functions: Callable[..., Any]) -> Registry:
+        """The checks and fixtures among ``functions`` (others are ignored), in that order."""
         registry = cls()
-        for module in modules:
-            for value in vars(module).values():
-                spec = getattr(value, _SPEC, None)
-                if getattr(value, "__module__", None) != module.__name__:
-                    continue  # imported from elsewhere: registered there
-                if isinstance(spec, CheckSpec):
-                    registry.checks[spec.name] = spec
-                elif isinstance(spec, FixtureSpec):
-                    registry.fixtures[spec.name] = spec
+        for function in functions:
+            spec = getattr(function, _SPEC, None)
+            if isinstance(spec, CheckSpec):
+                registry.checks[spec.name] = spec
+            elif isinstance(spec, FixtureSpec):
+                registry.fixtures[spec.name] = spec
         return registry
 
     def missing(self, fact: str) -> str:
