@@ -31,29 +31,56 @@ _CREDENTIAL_NAMES = (
     r"[\w.-]*(?i:token)"
     r"|(?i:client_?secret|secret_?access_?key|authorization|x-amz-signature|x-amz-credential)"
 )
-_SECRETS = (
+_NAME_WORDS = ("token", "secret", "authorization", "x-amz-signature", "x-amz-credential")
+# (Patterns start with a literal where they can: the regex engine then skips to it.)
+# Each pattern with the lower-case words one of which its match needs: a record without
+# them is not searched (botocore writes dozens of DEBUG records per call, most of them clean).
+_SECRETS: tuple[tuple[tuple[str, ...], re.Pattern[str]], ...] = (
     # A JSON Web Token anywhere (a web-identity token, an SSO OIDC id token or client secret).
-    re.compile(r"()\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"),
+    (
+        ("eyj",),
+        re.compile(r"()eyJ(?<![\w-]eyJ)[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"),
+    ),
     # An SSO access or refresh token in the SSO cache's format (aoaAAA..., aorAAA...) anywhere.
-    re.compile(r"()(?<![A-Za-z0-9+/])ao[ar]A{3}[A-Za-z0-9+/=_:-]{30,}"),
+    (
+        ("aoaaaa", "aoraaa"),
+        re.compile(r"()ao[ar]AAA(?<![A-Za-z0-9+/]ao[ar]AAA)[A-Za-z0-9+/=_:-]{30,}"),
+    ),
     # Query strings and form bodies: X-Amz-Signature=..., WebIdentityToken=..., access_token=...
-    re.compile(rf"((?<![\w.-])(?:{_CREDENTIAL_NAMES})=){_FRESH}[^&\s'\"\\]+"),
+    (
+        tuple(f"{word}=" for word in (*_NAME_WORDS, "key")),
+        re.compile(rf"((?<![\w.-])(?:{_CREDENTIAL_NAMES})=){_FRESH}[^&\s'\"\\]+"),
+    ),
     # Dict reprs and JSON (also JSON inside a bytes repr or escaped once):
     # 'x-amz-sso_bearer_token': b'...', "accessToken": "...", \"clientSecret\": \"...\".
-    re.compile(
-        rf"""(\\?["'](?:{_CREDENTIAL_NAMES})\\?["']\s*:\s*b?\\?["']){_FRESH}(?:[^'"\\]|\\[^'"])+"""
+    (
+        _NAME_WORDS,
+        re.compile(
+            rf"""(["'](?:{_CREDENTIAL_NAMES})\\?["']\s*:\s*b?\\?["']){_FRESH}"""
+            r"""(?:[^'"\\]|\\[^'"])+"""
+        ),
     ),
     # HTTP header lines: "Authorization: AWS4-HMAC-SHA256 ...", "x-amz-sso_bearer_token: ...".
-    re.compile(
-        rf"""((?<![\w"'-])(?:authorization|x-amz-security-token|[\w-]*bearer[\w-]*)\s*:\s*)"""
-        rf"""{_FRESH}[^'"\s][^'"\n]*""",
-        re.IGNORECASE,
+    (
+        ("authorization", "x-amz-security-token", "bearer"),
+        re.compile(
+            rf"""((?<![\w"'-])(?:authorization|x-amz-security-token|[\w-]*bearer[\w-]*)\s*:\s*)"""
+            rf"""{_FRESH}[^'"\s][^'"\n]*""",
+            re.IGNORECASE,
+        ),
     ),
     # A bearer credential in any other surrounding: "Bearer <token>".
-    re.compile(rf"(\bBearer\s+){_FRESH}[A-Za-z0-9._~+/=-]{{16,}}", re.IGNORECASE),
+    (
+        ("bearer",),
+        re.compile(rf"([Bb](?:earer|EARER)(?<![\w-].{{6}})\s+){_FRESH}[A-Za-z0-9._~+/=-]{{16,}}"),
+    ),
     # Credentials in XML response bodies (STS); the token's subject stays readable.
-    re.compile(
-        rf"(<(?:SecretAccessKey|ClientSecret|(?!SubjectFromWebIdentityToken>)\w*Token)>){_FRESH}[^<]+"
+    (
+        ("secretaccesskey>", "clientsecret>", "token>"),
+        re.compile(
+            r"(<(?:SecretAccessKey|ClientSecret|(?!SubjectFromWebIdentityToken>)\w*Token)>)"
+            rf"{_FRESH}[^<]+"
+        ),
     ),
 )
 _SIGNING_RECORDS = ("CanonicalRequest", "StringToSign", "Signature")
@@ -80,8 +107,10 @@ _done = False
 
 def redact(text: str) -> str:
     """Replace the values of SigV4 parameters, tokens, auth headers and credential fields."""
-    for pattern in _SECRETS:
-        text = pattern.sub(lambda m: m.group(1) + REDACTED, text)
+    lowered = text.lower()
+    for words, pattern in _SECRETS:
+        if any(word in lowered for word in words):
+            text = pattern.sub(lambda m: m.group(1) + REDACTED, text)
     return text
 
 
