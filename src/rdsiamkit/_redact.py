@@ -32,9 +32,9 @@ _CREDENTIAL_NAMES = (
     r"|(?i:client_?secret|secret_?access_?key|authorization|x-amz-signature|x-amz-credential)"
 )
 _NAME_WORDS = ("token", "secret", "authorization", "x-amz-signature", "x-amz-credential")
-# (Patterns start with a literal where they can: the regex engine then skips to it.)
 # Each pattern with the lower-case words one of which its match needs: a record without
 # them is not searched (botocore writes dozens of DEBUG records per call, most of them clean).
+# Patterns start with a literal where they can, so the regex engine skips ahead to it.
 _SECRETS: tuple[tuple[tuple[str, ...], re.Pattern[str]], ...] = (
     # A JSON Web Token anywhere (a web-identity token, an SSO OIDC id token or client secret).
     (
