@@ -1,9 +1,10 @@
 """rdsiamkit: Amazon RDS / Aurora PostgreSQL IAM database authentication, made safe.
 
 The public API is exactly what ``__all__`` lists; everything else is private.
-Connections, pools, tokens and TLS load with the package; the administrative
-parts (auth modes, policies, discovery, exploration, the doctor) load on first
-use, so an application that only connects does not pay for them.
+Connections, tokens and TLS load with the package; the pools (and psycopg_pool)
+and the administrative parts (auth modes, policies, discovery, exploration, the
+doctor) load on first use, so an application that only connects does not pay
+for them.
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ from rdsiamkit.errors import (
     UserNotFoundError,
     VerificationFailedError,
 )
-from rdsiamkit.pool import create_async_pool, create_pool
 from rdsiamkit.tls import CABundleInfo, ca_bundle_path, inspect_ca_bundle, refresh_ca_bundle
 from rdsiamkit.tokens import AsyncTokenProvider, IssuedToken, TokenCache, TokenProvider
 
@@ -60,6 +60,7 @@ if TYPE_CHECKING:
     from rdsiamkit.doctor import Diagnosis, diagnose
     from rdsiamkit.explore import ClusterSummary, UserInfo, UserTable, list_users, summarize
     from rdsiamkit.policy import PolicyDecision, connect_policy, evaluate_policy, simulate_connect
+    from rdsiamkit.pool import create_async_pool, create_pool
 
 # Loaded on first attribute access (PEP 562).
 _LAZY = {
@@ -78,6 +79,8 @@ _LAZY = {
     "UserTable": "rdsiamkit.explore",
     "auth_status": "rdsiamkit.authmode",
     "connect_policy": "rdsiamkit.policy",
+    "create_async_pool": "rdsiamkit.pool",
+    "create_pool": "rdsiamkit.pool",
     "db_user_arn": "rdsiamkit.arn",
     "diagnose": "rdsiamkit.doctor",
     "discover": "rdsiamkit.discovery",

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import socket
+import sys
+import uuid
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 
+import rdsiamkit
 from rdsiamkit import _login
 from rdsiamkit._login import RetryPolicy
 from rdsiamkit._options import ConnectOptions
@@ -19,7 +24,7 @@ from rdsiamkit.errors import (
     InsecureTLSError,
     TLSVerificationError,
 )
-from rdsiamkit.tokens import IssuedToken, TokenKey
+from rdsiamkit.tokens import IssuedToken, TokenKey, TokenProvider
 
 HOST = "demo.cluster-c1a2b3c4d5e6.us-east-1.rds.amazonaws.com"
 TOKEN = f"{HOST}:5432/?Action=connect&DBUser=app&X-Amz-Signature=deadbeefcafef00d"
@@ -331,3 +336,147 @@ def test_proxy_endpoint_uses_the_system_trust_store() -> None:
 
     assert proxy.params["sslrootcert"] == _system_trust_store() != cluster.params["sslrootcert"]
     assert proxy.params["sslmode"] == "verify-full"
+
+
+def static_provider() -> TokenProvider:
+    """A provider that signs offline with fixed keys."""
+    import boto3
+
+    session = boto3.Session(
+        aws_access_key_id="AKIAEXAMPLE000000001", aws_secret_access_key="s", region_name="us-east-1"
+    )
+    return TokenProvider(session=session)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="abstract Unix sockets exist on Linux only")
+@pytest.mark.parametrize("via", ["host", "PGHOST"])
+def test_abstract_socket_host_gets_no_connection_attempt(
+    via: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """host='@name' (libpq: an abstract Unix socket, no TLS) is refused before any I/O."""
+    name = f"rdsiamkit-test-{uuid.uuid4().hex}"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind("\0" + name)
+    listener.listen(1)
+    listener.settimeout(0.5)
+    provider = static_provider()
+    kwargs: dict[str, object] = {"user": "app", "connect_timeout": 2, "max_attempts": 1}
+    if via == "host":
+        kwargs["host"] = "@" + name
+    else:
+        monkeypatch.setenv("PGHOST", "@" + name)
+    try:
+        with pytest.raises(ConfigurationError, match="not a socket"):
+            rdsiamkit.connect(region="us-east-1", token_provider=provider, **kwargs)
+        with pytest.raises(TimeoutError):
+            listener.accept()
+    finally:
+        listener.close()
+    assert provider.mint_count == 0
+
+
+@pytest.mark.parametrize("entry", [rdsiamkit.connect, rdsiamkit.create_pool])
+def test_a_refused_password_stays_in_no_frame_of_the_traceback(entry: Any) -> None:
+    """password= is refused, and no kit frame along the traceback still holds it."""
+    secret = f"hunter2-{uuid.uuid4().hex}"
+    with pytest.raises(ConfigurationError, match="password was given") as info:
+        entry(host=HOST, user="app", password=secret, dbname="app")
+    frames = info.value.__traceback__
+    shown: list[str] = []
+    while frames is not None:
+        if frames.tb_frame.f_code.co_filename != __file__:
+            shown += [repr(v) for v in frames.tb_frame.f_locals.values()]
+        frames = frames.tb_next
+    assert shown and not any(secret in text for text in shown)
+
+
+class FakeProvider:
+    """Issues numbered tokens (the first from the cache) and records invalidations."""
+
+    def __init__(self) -> None:
+        self.issued = 0
+        self.invalidated: list[str] = []
+
+    def issue(self, host: str, port: int, user: str, *, region: str | None = None) -> IssuedToken:
+        self.issued += 1
+        key = TokenKey("AKIAEXAMPLE", host, port, user, region or "us-east-1")
+        return IssuedToken(f"token-{self.issued}", key, from_cache=self.issued == 1)
+
+    def invalidate(self, issued: IssuedToken) -> None:
+        self.invalidated.append(issued.token)
+
+
+def test_a_refused_cached_token_is_replaced_once_by_the_flow() -> None:
+    """Pools' flow: the refused cached token is dropped and a fresh one opens the connection."""
+    from rdsiamkit.connection import login
+
+    spec = build(host=HOST, user="app")
+    provider = FakeProvider()
+    dialled: list[str] = []
+
+    def open_(token: str) -> str:
+        dialled.append(token)
+        if token == "token-1":
+            raise pg_error('PAM authentication failed for user "app"')
+        return "connection"
+
+    assert login(spec, provider, open_) == "connection"  # type: ignore[arg-type]
+    assert dialled == ["token-1", "token-2"] and provider.invalidated == ["token-1"]
+
+
+def test_the_flow_pauses_between_attempts_and_stops_at_max_attempts() -> None:
+    """connect()'s flow: Issue, Dial, Pause... then the explained error of the last attempt."""
+    spec = build(host=HOST, user="app")
+    provider = FakeProvider()
+    flow = _login.login_flow(
+        spec, provider, retry=RetryPolicy(max_attempts=3, retry_budget=60.0), replace_cached=False
+    )  # type: ignore[arg-type]
+    kinds: list[str] = []
+
+    def run() -> None:
+        step = next(flow)
+        while True:
+            kinds.append(type(step).__name__)
+            if isinstance(step, _login.Issue):
+                step = flow.send(spec.issue(provider))  # type: ignore[arg-type]
+            elif isinstance(step, _login.Dial):
+                step = flow.throw(pg_error("Connection refused"))
+            else:
+                assert 0.125 <= step.seconds <= 1.0
+                step = flow.send(None)
+
+    with pytest.raises(ConnectError, match="Connection refused") as info:
+        run()
+    assert kinds == ["Issue", "Dial", "Pause", "Issue", "Dial", "Pause", "Issue", "Dial"]
+    assert type(info.value) is ConnectError and provider.invalidated == []
+
+
+async def test_the_async_driver_runs_the_same_flow() -> None:
+    """drive_async opens with awaitables and replaces a refused cached token like drive."""
+    from rdsiamkit.connection import login_async
+
+    spec = build(host=HOST, user="app")
+    provider = FakeProvider()
+
+    async def open_(token: str) -> str:
+        if token == "token-1":
+            raise pg_error('PAM authentication failed for user "app"')
+        return token
+
+    class AsyncFake:
+        async def issue(self, *args: Any, **kwargs: Any) -> IssuedToken:
+            return provider.issue(*args, **kwargs)
+
+        def invalidate(self, issued: IssuedToken) -> None:
+            provider.invalidate(issued)
+
+    assert await login_async(spec, AsyncFake(), open_) == "token-2"  # type: ignore[arg-type]
+    assert provider.invalidated == ["token-1"]
+
+
+def test_target_is_a_deprecated_alias_of_connect_spec() -> None:
+    """rdsiamkit.connection.Target still works, with a DeprecationWarning naming ConnectSpec."""
+    import rdsiamkit.connection as connection
+
+    with pytest.warns(DeprecationWarning, match="ConnectSpec"):
+        assert connection.Target is ConnectSpec

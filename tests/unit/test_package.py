@@ -77,3 +77,15 @@ def test_unknown_attribute_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="no_such_name"):
         rdsiamkit.no_such_name  # noqa: B018
     assert set(rdsiamkit.__all__) <= set(dir(rdsiamkit))
+
+
+def test_pools_and_retries_cost_nothing_at_import() -> None:
+    """`import rdsiamkit` loads neither psycopg_pool nor tenacity; the pool loads on first use."""
+    code = (
+        "import sys, rdsiamkit\n"
+        "before = [m for m in ('psycopg_pool', 'tenacity', 'rdsiamkit.pool') if m in sys.modules]\n"
+        "rdsiamkit.create_pool\n"
+        "print(before, 'psycopg_pool' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[] True"
