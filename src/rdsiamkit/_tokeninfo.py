@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from urllib.parse import SplitResult, parse_qs, urlsplit
+from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 
 import attrs
 
 __all__ = ["TokenFacts", "signer"]
 
 _SIGNATURE_RE = re.compile(r"[0-9a-f]{64}")
+_CREDENTIAL = "&X-Amz-Credential="
 
 
 def _split(text: str) -> tuple[SplitResult, dict[str, str]] | None:
@@ -32,12 +33,17 @@ def _split(text: str) -> tuple[SplitResult, dict[str, str]] | None:
 
 
 def signer(token: str) -> str | None:
-    """The access key id in a token's ``X-Amz-Credential``; ``None`` if it names none."""
-    split = _split(token)
-    if split is None:
+    """The access key id in a token's ``X-Amz-Credential``; ``None`` if it names none.
+
+    Reads that one parameter only (a few microseconds, for the minting path), where
+    :meth:`TokenFacts.parse` reads them all.
+    """
+    query = "&" + token.partition("?")[2]
+    start = query.find(_CREDENTIAL)
+    if start < 0:
         return None
-    key = split[1].get("X-Amz-Credential", "").split("/")[0]
-    return key or None
+    value = query[start + len(_CREDENTIAL) :].partition("&")[0]
+    return unquote(value).split("/")[0] or None
 
 
 @attrs.frozen

@@ -568,3 +568,13 @@ def test_text_report_escapes_unprintable_reasons() -> None:
     check = Check(CheckName.LOGIN, CheckStatus.FAIL, 'no role "evil\x1b[2J"', fix="fix\x1b]0;x")
     text = str(Diagnosis(target="app@host:5432", checks=(check,)))
     assert "\x1b" not in text and "\\x1b[2J" in text and "\\x1b]0;x" in text
+
+
+def test_signer_reads_the_access_key_like_token_facts() -> None:
+    """signer() names the key TokenFacts reads; a password or a look-alike key names none."""
+    from rdsiamkit._tokeninfo import signer
+
+    token = token_for(port=6543)
+    assert signer(token) == TokenFacts.parse(token).access_key_id == KEY  # type: ignore[union-attr]
+    assert signer("hunter2") is None
+    assert signer("h:5432/?NotX-Amz-Credential=AKIA%2Fx") is None
