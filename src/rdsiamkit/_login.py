@@ -42,7 +42,7 @@ from rdsiamkit.errors import (
     IamAuthenticationError,
     TLSVerificationError,
 )
-from rdsiamkit.tls import ca_bundle_path, check_sslmode
+from rdsiamkit.tls import ca_bundle_path, check_sslmode, full_bundle_path, is_regional_bundle
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -236,6 +236,7 @@ class ConnectSpec:
             partition=partition,
             sslrootcert=params.get("sslrootcert"),
             proxy=endpoint is not None and endpoint.kind in _PROXY_KINDS,
+            region=region,
         )
         _check_libpq(params)
         return cls(
@@ -313,8 +314,9 @@ def _explain(spec: ConnectSpec, err: psycopg.OperationalError, issued: IssuedTok
         )
         return IamAuthenticationError(f"{where} refused: {message}", causes=causes, **context)
     if "certificate verify failed" in message:
+        ca = spec.params["sslrootcert"]
         causes = (
-            f"the server certificate is not signed by a CA in {spec.params['sslrootcert']}: "
+            f"the server certificate is not signed by a CA in {_CA_FALLBACKS.get(ca, ca)}: "
             "refresh the bundle (rdsiamkit ca update) or pass sslrootcert=",
         )
         return TLSVerificationError(
@@ -448,9 +450,11 @@ class Issue:
 
 @attrs.frozen
 class Dial:
-    """Step: open a connection with this token; the reply is the connection."""
+    """Step: open a connection with this token (and these libpq keywords over the spec's:
+    ``open_(token, **params)``); the reply is the connection."""
 
     token: str = attrs.field(repr=False)
+    params: Mapping[str, str] = attrs.field(factory=dict)
 
 
 @attrs.frozen
@@ -475,25 +479,64 @@ def _refused(
     return True
 
 
+# A regional CA file that failed verification -> the full bundle used instead, per process.
+_CA_FALLBACKS: dict[str, str] = {}
+
+
+def _ca_override(spec: ConnectSpec) -> dict[str, str]:
+    full = _CA_FALLBACKS.get(spec.params["sslrootcert"])
+    return {} if full is None else {"sslrootcert": full}
+
+
+def _fall_back_to_full_bundle(spec: ConnectSpec, err: psycopg.OperationalError) -> bool:
+    """After a regional CA file failed verification, use the full bundle from now on (once).
+
+    A region's file holds only the CAs AWS lists for it; a server moved to a CA the file
+    lacks (a new root before the kit's bundle knows the region has it) still verifies
+    against the whole bundle, so the login is tried once more with it, loudly.
+    """
+    regional = spec.params["sslrootcert"]
+    if (
+        "certificate verify failed" not in str(err)
+        or regional in _CA_FALLBACKS
+        or not is_regional_bundle(regional)
+    ):
+        return False
+    _CA_FALLBACKS[regional] = full = full_bundle_path(partition=spec.partition)
+    log.warning(
+        "the server %s:%s is not verified by the CA file of region %s (%s); using the full "
+        "bundle %s from now on: refresh the bundle (rdsiamkit ca update)",
+        spec.host,
+        spec.port,
+        spec.region,
+        regional,
+        full,
+    )
+    return True
+
+
 def _attempt(
     spec: ConnectSpec, provider: TokenProvider | AsyncTokenProvider, *, replace_cached: bool
 ) -> Flow:
     """One login; with ``replace_cached``, a refused *cached* token is replaced at once."""
-    first = True
+    replaced = False
+    issued: IssuedToken = yield _ISSUE
     while True:
-        issued: IssuedToken = yield _ISSUE
         try:
-            return (yield Dial(issued.token))
+            return (yield Dial(issued.token, _ca_override(spec)))
         except psycopg.OperationalError as err:
+            if _fall_back_to_full_bundle(spec, err):
+                continue  # TLS failed before the token was sent: the same one will do
             refused = _refused(provider, issued, err)
-            if not (first and refused and issued.from_cache and replace_cached):
+            if replaced or not (refused and issued.from_cache and replace_cached):
                 raise spec.explain(err, issued) from err
             log.info(
                 "cached IAM token for %s was refused; retrying with a fresh one", spec.describe()
             )
         except psycopg.Error as err:  # not about connecting: pass it on, without the token
             raise forget_attempt(err) from None
-        first = False
+        replaced = True
+        issued = yield _ISSUE
 
 
 def login_flow(
@@ -561,13 +604,13 @@ class _Stepper:
         self._failure = err
 
 
-def drive(flow: Flow, issue: Callable[[], IssuedToken], open_: Callable[[str], T]) -> T:
+def drive(flow: Flow, issue: Callable[[], IssuedToken], open_: Callable[..., T]) -> T:
     """Run a login flow with blocking I/O."""
     stepper = _Stepper(flow)
     while (step := stepper.next()) is not None:
         try:
             if isinstance(step, Dial):
-                stepper.reply(open_(step.token))
+                stepper.reply(open_(step.token, **step.params))
             elif isinstance(step, Pause):
                 time.sleep(step.seconds)
             else:
@@ -580,14 +623,14 @@ def drive(flow: Flow, issue: Callable[[], IssuedToken], open_: Callable[[str], T
 async def drive_async(
     flow: Flow,
     issue: Callable[[], Awaitable[IssuedToken]],
-    open_: Callable[[str], Awaitable[T]],
+    open_: Callable[..., Awaitable[T]],
 ) -> T:
     """Run a login flow on the event loop (the asyncio twin of :func:`drive`)."""
     stepper = _Stepper(flow)
     while (step := stepper.next()) is not None:
         try:
             if isinstance(step, Dial):
-                stepper.reply(await open_(step.token))
+                stepper.reply(await open_(step.token, **step.params))
             elif isinstance(step, Pause):
                 await asyncio.sleep(step.seconds)
             else:

@@ -72,11 +72,12 @@ def __getattr__(name: str) -> Any:
 def login(
     spec: ConnectSpec,
     provider: TokenProvider,
-    open_: Callable[[str], T],
+    open_: Callable[..., T],
     *,
     replace_cached: bool = True,
 ) -> T:
-    """Open a connection with a token (``open_(token)``); a refused token is never offered
+    """Open a connection with a token (``open_(token, **libpq_overrides)``; the overrides
+    are given only to retry with the full CA bundle); a refused token is never offered
     again, and with ``replace_cached`` a refused *cached* one is replaced at once."""
     flow = login_flow(spec, provider, replace_cached=replace_cached)
     return drive(flow, functools.partial(spec.issue, provider), open_)
@@ -85,7 +86,7 @@ def login(
 async def login_async(
     spec: ConnectSpec,
     provider: AsyncTokenProvider,
-    open_: Callable[[str], Awaitable[T]],
+    open_: Callable[..., Awaitable[T]],
     *,
     replace_cached: bool = True,
 ) -> T:
@@ -151,8 +152,8 @@ def connect(conninfo: str = "", **kwargs: Any) -> psycopg.Connection[Any]:
     provider = options.sync_provider()
     params = _open_kwargs(spec)
 
-    def open_(token: str) -> psycopg.Connection[Any]:
-        return psycopg.Connection.connect(password=token, **params)
+    def open_(token: str, **ca: str) -> psycopg.Connection[Any]:
+        return psycopg.Connection.connect(password=token, **{**params, **ca})
 
     flow = _retrying_flow(spec, options, provider)
     return drive(flow, functools.partial(spec.issue, provider), open_)
@@ -177,8 +178,8 @@ async def connect_async(conninfo: str = "", **kwargs: Any) -> psycopg.AsyncConne
     provider = options.async_provider()
     params = _open_kwargs(spec)
 
-    async def open_(token: str) -> psycopg.AsyncConnection[Any]:
-        return await psycopg.AsyncConnection.connect(password=token, **params)
+    async def open_(token: str, **ca: str) -> psycopg.AsyncConnection[Any]:
+        return await psycopg.AsyncConnection.connect(password=token, **{**params, **ca})
 
     flow = _retrying_flow(spec, options, provider)
     return await drive_async(flow, functools.partial(spec.issue_async, provider), open_)

@@ -72,7 +72,11 @@ def _iam_class(
         @classmethod
         def connect(cls, conninfo: str = "", **kwargs: Any) -> Any:
             parent = super().connect
-            return login_(spec, provider, lambda token: parent(conninfo, password=token, **kwargs))
+
+            def open_(token: str, **ca: str) -> Any:
+                return parent(conninfo, password=token, **{**kwargs, **ca})
+
+            return login_(spec, provider, open_)
 
     IamConnection.__name__ = IamConnection.__qualname__ = f"Iam{base.__name__}"
     return IamConnection

@@ -24,6 +24,7 @@ from rdsiamkit.errors import (
     InsecureTLSError,
     TLSVerificationError,
 )
+from rdsiamkit.tls import is_regional_bundle
 from rdsiamkit.tokens import IssuedToken, TokenKey, TokenProvider
 
 HOST = "demo.cluster-c1a2b3c4d5e6.us-east-1.rds.amazonaws.com"
@@ -48,10 +49,11 @@ def test_keywords_and_conninfo_string_merge() -> None:
 
 
 def test_tls_is_forced_to_verify_full_with_the_rds_bundle() -> None:
-    """Without TLS options the target verifies the full chain and hostname."""
+    """Without TLS options the target verifies the full chain and hostname (region's CAs)."""
     target = build(host=HOST, user="app")
     assert target.params["sslmode"] == "verify-full"
-    assert target.params["sslrootcert"].endswith("rds-global-bundle.pem")
+    assert target.params["sslrootcert"].endswith("us-east-1-bundle.pem")
+    assert is_regional_bundle(target.params["sslrootcert"])
     assert "sslmode=verify-full" in target.conninfo
 
 
@@ -328,14 +330,56 @@ def test_malformed_conninfo_never_echoes_its_password(conninfo: str) -> None:
     assert info.value.__cause__ is None and info.value.__suppress_context__
 
 
-def test_proxy_endpoint_uses_the_system_trust_store() -> None:
-    """A proxy hostname is verified against the OS roots (ACM), instances against RDS's."""
+def test_proxy_endpoint_uses_the_amazon_root_cas() -> None:
+    """A proxy hostname is verified against the Amazon Root CAs (ACM), instances against RDS's."""
     proxy = build(host="myproxy.proxy-c1a2b3c4d5e6.us-east-1.rds.amazonaws.com", user="app")
     cluster = build(host=HOST, user="app")
-    from rdsiamkit.tls import _system_trust_store
+    from rdsiamkit.tls import amazon_root_cas_path
 
-    assert proxy.params["sslrootcert"] == _system_trust_store() != cluster.params["sslrootcert"]
+    assert proxy.params["sslrootcert"] == amazon_root_cas_path() != cluster.params["sslrootcert"]
     assert proxy.params["sslmode"] == "verify-full"
+
+
+def test_a_regional_ca_file_that_fails_falls_back_to_the_full_bundle_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Verification failing with a region's CA file retries with the full bundle, loudly."""
+    from rdsiamkit.connection import login
+    from rdsiamkit.tls import full_bundle_path
+
+    monkeypatch.setattr(_login, "_CA_FALLBACKS", {})
+    spec = build(host=HOST, user="app")
+    regional, full = spec.params["sslrootcert"], full_bundle_path(partition="aws")
+    dialled: list[dict[str, str]] = []
+
+    def open_(token: str, **ca: str) -> str:
+        dialled.append(ca)
+        if ca.get("sslrootcert") != full:
+            raise pg_error("SSL error: certificate verify failed")
+        return "connection"
+
+    with caplog.at_level("WARNING", logger="rdsiamkit.connection"):
+        assert login(spec, FakeProvider(), open_) == "connection"  # type: ignore[arg-type]
+        assert login(spec, FakeProvider(), open_) == "connection"  # type: ignore[arg-type]
+    assert dialled == [{}, {"sslrootcert": full}, {"sslrootcert": full}]
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert "us-east-1" in warning and regional in warning and full in warning
+
+
+def test_a_full_bundle_that_fails_too_is_a_tls_error() -> None:
+    """No fallback from a file that is not regional: the TLS error is raised at once."""
+    from rdsiamkit.connection import login
+
+    spec = build(host="db.internal.example", user="app")
+    dialled: list[dict[str, str]] = []
+
+    def open_(token: str, **ca: str) -> str:
+        dialled.append(ca)
+        raise pg_error("SSL error: certificate verify failed")
+
+    with pytest.raises(TLSVerificationError, match="untrusted server certificate"):
+        login(spec, FakeProvider(), open_)  # type: ignore[arg-type]
+    assert dialled == [{}]
 
 
 def static_provider() -> TokenProvider:
