@@ -38,6 +38,7 @@ from rdsiamkit.tls import ca_bundle_path, full_bundle_path
 from rdsiamkit.tokens import TokenProvider
 
 GLOBAL = "psycopg.connect, global bundle (old kit default)"
+SAME_CA = "psycopg.connect, the kit's CA file"
 
 
 def per_op(fn: Callable[[], object], n: int, rounds: int = 3) -> float:
@@ -97,6 +98,7 @@ def main() -> int:
         kit_opts = {k: v for k, v in info.items() if k != "sslmode"}
         kit_opts["sslrootcert"] = ca_files["kit"][0]
         old_info = {**info, "sslrootcert": ca_files["global"][0]}
+        same_ca_info = {**info, "sslrootcert": ca_files["kit"][0]}
         provider = TokenProvider(session=session)
         client = session.client("rds", region_name=emu.region)
         premint = client.generate_db_auth_token(host, port, user, Region=emu.region)
@@ -110,6 +112,9 @@ def main() -> int:
         def plain_global() -> None:
             psycopg.connect(**old_info, password=premint).close()
 
+        def plain_same_ca() -> None:
+            psycopg.connect(**same_ca_info, password=premint).close()
+
         def naive_reused_client() -> None:
             token = client.generate_db_auth_token(host, port, user, Region=emu.region)
             psycopg.connect(**info, password=token).close()
@@ -122,6 +127,7 @@ def main() -> int:
         fns: dict[str, Callable[[], object]] = {
             "psycopg.connect (pre-minted token)": plain,
             "rdsiamkit.connect": kit,
+            SAME_CA: plain_same_ca,
             GLOBAL: plain_global,
             "mint per connect, reused client": naive_reused_client,
             "mint per connect, client per connect": naive_client_per_connect,
