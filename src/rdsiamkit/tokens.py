@@ -103,6 +103,7 @@ class TokenCache:
         # (fresh_until, n, key) per put, earliest first: what to prune next.
         self._expiry: list[tuple[float, int, TokenKey]] = []
         self._order = itertools.count()
+        self._most = 0  # the most entries since the dict was last rebuilt
         # Held weakly: a lock lives while a thread holds it or waits on it, no longer.
         self._locks: weakref.WeakValueDictionary[tuple[str, int, str, str], threading.Lock] = (
             weakref.WeakValueDictionary()
@@ -132,15 +133,21 @@ class TokenCache:
         with self._guard:
             self._prune(now)
             self._entries[key] = _Entry(token, fresh_until)
+            self._most = max(self._most, len(self._entries))
             heapq.heappush(self._expiry, (fresh_until, next(self._order), key))
 
     def _prune(self, now: float) -> None:
-        expiry = self._expiry
+        expiry, entries = self._expiry, self._entries
         while expiry and expiry[0][0] <= now:
             _, _, key = heapq.heappop(expiry)
-            entry = self._entries.get(key)
+            entry = entries.get(key)
             if entry is not None and entry.fresh_until <= now:  # not re-put since
-                del self._entries[key]
+                del entries[key]
+        if self._most > 64 and len(entries) * 4 < self._most:
+            # A dict never gives back its table; a copy is sized for what is left.
+            # Readers without the guard keep the old dict until their lookup ends.
+            self._entries = dict(entries)
+            self._most = len(entries)
 
     def discard(self, key: TokenKey, token: str | None = None) -> bool:
         """Forget ``key``'s token (only if it is ``token``, when given); True if removed."""
@@ -154,8 +161,9 @@ class TokenCache:
     def clear(self) -> None:
         """Forget every token."""
         with self._guard:
-            self._entries.clear()
+            self._entries = {}
             self._expiry.clear()
+            self._most = 0
 
     def mint_lock(self, host: str, port: int, user: str, region: str) -> threading.Lock:
         """The lock that makes minting for one target single-flight.

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
+import subprocess
+import sys
 import threading
+import time
+from pathlib import Path
 
 import attrs
 import boto3
@@ -390,3 +395,226 @@ def test_default_providers_are_freed_with_their_session() -> None:
     del session, provider, face
     gc.collect()
     assert [ref() for ref in gone] == [None, None, None]
+
+
+# -- signing without an RDS client ---------------------------------------------------------
+
+_FIXED_NOW = dt.datetime(2025, 3, 14, 15, 9, 26)
+
+
+@pytest.mark.parametrize(
+    ("user", "session_token"),
+    [("app", None), ("app", "FwoGZXIvYXdzE+/=token"), ("odd user+@é", "tok")],
+)
+def test_token_is_byte_for_byte_what_generate_db_auth_token_returns(
+    user: str, session_token: str | None
+) -> None:
+    """Same credentials, same clock: the kit's token equals botocore's generate_db_auth_token."""
+    from unittest import mock
+
+    session = boto3.Session(
+        aws_access_key_id="AKIAEXAMPLEKEY000001",
+        aws_secret_access_key="s3cr3t/key+",
+        aws_session_token=session_token,
+        region_name="us-east-1",
+    )
+    provider = TokenProvider(session=session)
+    client = session.client("rds", region_name="us-east-1")
+    with mock.patch("botocore.auth.get_current_datetime", return_value=_FIXED_NOW):
+        ours = provider.get_token(HOST, 5432, user, region="eu-west-1")
+        theirs = client.generate_db_auth_token(HOST, 5432, user, Region="eu-west-1")
+    assert ours == theirs
+    assert "X-Amz-Date=20250314T150926Z" in ours
+
+
+def test_minting_imports_botocore_only_then_and_never_boto3(tmp_path: Path) -> None:
+    """No botocore on import; a first token from a profile imports botocore, not boto3."""
+    (tmp_path / "credentials").write_text(
+        "[app]\naws_access_key_id = AKIAPROFILE000000001\naws_secret_access_key = x\n"
+    )
+    probe = (
+        "import sys\n"
+        "from rdsiamkit.tokens import TokenProvider\n"
+        "before = sorted(m for m in ('boto3', 'botocore') if m in sys.modules)\n"
+        "p = TokenProvider(profile='app')\n"
+        f"token = p.get_token({HOST!r}, 5432, 'app')\n"
+        "print(before, 'boto3' in sys.modules, 'botocore' in sys.modules, p.identity)\n"
+    )
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("AWS_") or k == "AWS_CONFIG_FILE"
+    }
+    env |= {
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "credentials"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out == ["[]", "False", "True", "AKIAPROFILE000000001"]
+
+
+def test_session_wraps_the_credentials_that_sign(provider: TokenProvider) -> None:
+    """Without session=, session() is a boto3 session resolving the same credentials."""
+    import botocore.credentials as core_credentials
+
+    credentials = core_credentials.Credentials("AKIAWRAPPED000000001", "secret")
+    plain = TokenProvider(session=_session_with(credentials), role_arn=None)
+    assert plain.session().get_credentials() is credentials
+    provider.get_token(HOST, 5432, "app")
+    frozen = provider.session().get_credentials()
+    assert frozen is not None and frozen.access_key == provider.identity
+
+
+def test_profile_provider_session_is_over_the_signing_session(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """profile=: the token and provider.session() use the profile's key and region."""
+    (tmp_path / "credentials").write_text(
+        "[ops]\naws_access_key_id = AKIAOPSPROFILE000001\naws_secret_access_key = x\n"
+    )
+    (tmp_path / "config").write_text("[profile ops]\nregion = ap-south-1\n")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    provider = TokenProvider(profile="ops")
+    token = provider.get_token("db.internal.example", 5432, "app")
+    assert "AKIAOPSPROFILE000001%2F" in token and "%2Fap-south-1%2Frds-db%2F" in token
+    assert provider.session().region_name == "ap-south-1"
+    assert provider.session().profile_name == "ops"
+
+
+def test_assume_role_without_a_session_uses_the_default_chain(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """role_arn= with environment credentials signs with the role's (moto STS)."""
+    from moto import mock_aws
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAENVBASE000000001")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "env-secret")
+    with mock_aws():
+        provider = TokenProvider(role_arn="arn:aws:iam::123456789012:role/db-connect")
+        token = provider.get_token(HOST, 5432, "app")
+        assert provider.session().get_credentials().access_key == provider.identity
+    assert provider.identity is not None and provider.identity.startswith("ASIA")
+    assert "AKIAENVBASE" not in token and "X-Amz-Security-Token=" in token
+
+
+def test_discovery_keeps_the_moved_aws_helpers() -> None:
+    """aws_errors and default_session still import from rdsiamkit.discovery (now in _aws)."""
+    from rdsiamkit import _aws, discovery
+    from rdsiamkit.errors import ResourceNotFoundError
+
+    assert discovery.aws_errors is _aws.aws_errors
+    assert discovery.default_session is _aws.default_session
+    from botocore.exceptions import ClientError
+
+    error = {"Error": {"Code": "DBClusterNotFoundFault", "Message": "gone"}}
+    with pytest.raises(ResourceNotFoundError, match="gone"), discovery.aws_errors("X", "t"):
+        raise ClientError(error, "DescribeDBClusters")  # type: ignore[arg-type]
+
+
+# -- nothing grows with the number of targets -------------------------------------------------
+
+
+def test_mint_lock_is_shared_while_held_and_freed_after() -> None:
+    """A held mint lock is handed to every asker; nobody holding it, it is gone."""
+    import gc
+
+    cache = TokenCache()
+    lock = cache.mint_lock(HOST, 5432, "app", "us-east-1")
+    assert cache.mint_lock(HOST, 5432, "app", "us-east-1") is lock
+    assert cache.mint_lock(HOST, 5432, "other", "us-east-1") is not lock
+    gc.collect()
+    assert len(cache._locks) == 1
+    del lock
+    gc.collect()
+    assert len(cache._locks) == 0
+
+
+def test_storms_on_one_target_mint_once_each_and_leave_no_lock(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ten 64-thread storms, one per reuse window, with a slow signer: one mint per storm."""
+    import gc
+
+    from rdsiamkit import _aws
+
+    real = _aws.db_auth_token
+
+    def slow(*args: object, **kwargs: object) -> str:
+        time.sleep(0.005)  # waiters pile up on the lock while it is held
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_aws, "db_auth_token", slow)
+    provider = TokenProvider(session=static_session(), reuse_window=60.0, clock=clock)
+    for storm in range(1, 11):
+        clock.now += 61.0
+        barrier = threading.Barrier(64)
+        tokens: list[str] = []
+
+        def worker(barrier: threading.Barrier = barrier, tokens: list[str] = tokens) -> None:
+            barrier.wait()
+            tokens.append(provider.get_token(HOST, 5432, "app"))
+
+        threads = [threading.Thread(target=worker) for _ in range(64)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(tokens) == 64 and len(set(tokens)) == 1
+        assert provider.mint_count == storm
+        gc.collect()
+        assert len(provider.cache._locks) == 0
+
+
+def test_put_prunes_expired_entries_but_keeps_a_re_put_one() -> None:
+    """Pruning drops what expired; a key discarded and stored again keeps its new token."""
+    from rdsiamkit.tokens import TokenKey
+
+    cache = TokenCache()
+    a = TokenKey("AKIA1", HOST, 5432, "a", "us-east-1")
+    b = TokenKey("AKIA1", HOST, 5432, "b", "us-east-1")
+    cache.put(a, "old-a", fresh_until=100.0, now=0.0)
+    cache.put(b, "b", fresh_until=50.0, now=0.0)
+    cache.discard(a)
+    cache.put(a, "new-a", fresh_until=300.0, now=10.0)
+    cache.put(TokenKey("AKIA1", HOST, 5432, "c", "us-east-1"), "c", fresh_until=400.0, now=150.0)
+    assert cache.get(a, 150.0) == "new-a"
+    assert cache.get(b, 40.0) is None  # pruned at 150, not merely stale
+    assert len(cache) == 2 and len(cache._expiry) == 2
+
+
+def _fake_signer(credentials: object, *, host: str, port: int, user: str, region: str) -> str:
+    key = getattr(credentials, "access_key", "")
+    return f"{host}:{port}/?Action=connect&DBUser={user}&X-Amz-Credential={key}%2F{region}"
+
+
+def test_20000_targets_leave_small_maps_once_expired(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """20,000 hosts, then expiry and one mint: tokens, heap, locks, regions back to small."""
+    import gc
+    import logging
+    import tracemalloc
+
+    from rdsiamkit import _aws
+    from rdsiamkit.tokens import _REGIONS_KEPT
+
+    monkeypatch.setattr(_aws, "db_auth_token", _fake_signer)
+    # The suite's secret scan keeps every log text: keep 20,000 of them out of the figure.
+    monkeypatch.setattr(logging.getLogger("rdsiamkit.tokens"), "disabled", True)
+    provider = TokenProvider(session=static_session(), reuse_window=300.0, clock=clock)
+    provider.get_token(HOST, 5432, "app")  # set-up costs out of the measurement
+    gc.collect()
+    tracemalloc.start()
+    start = tracemalloc.get_traced_memory()[0]
+    for n in range(20_000):
+        provider.get_token(f"db{n}.c1a2b3c4d5e6.us-east-1.rds.amazonaws.com", 5432, f"u{n}")
+    clock.now += 301.0
+    provider.get_token(HOST, 5432, "app")
+    gc.collect()
+    retained = tracemalloc.get_traced_memory()[0] - start
+    tracemalloc.stop()
+    cache = provider.cache
+    assert (len(cache), len(cache._expiry), len(cache._locks)) == (1, 1, 0)
+    assert len(provider._regions) <= _REGIONS_KEPT
+    assert retained < 128 * 1024, f"{retained} bytes retained"
