@@ -28,13 +28,14 @@ can test a login, so it needs ``conn`` outside a transaction.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import enum
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import attrs
 import psycopg
@@ -56,6 +57,7 @@ from rdsiamkit._authmode_state import (
     state_query,
 )
 from rdsiamkit._secret import Secret
+from rdsiamkit._watchdog import RoundTripWatchdog
 from rdsiamkit.errors import (
     AuthModeError,
     ConfigurationError,
@@ -95,6 +97,8 @@ log = logging.getLogger("rdsiamkit.authmode")
 _R = TypeVar("_R")
 
 DEFAULT_BATCH_SIZE = 500
+#: Seconds one round trip of :meth:`AuthModePlan.apply` may wait for the server.
+DEFAULT_APPLY_TIMEOUT = 60.0
 #: Seconds the IAM login of ``verify=True`` may take at most (less if ``conn`` says so).
 VERIFY_CONNECT_TIMEOUT = 10
 # What the returned statements show instead of a password verifier.  A comment,
@@ -375,6 +379,7 @@ class AuthModePlan:
         batch_size: int = DEFAULT_BATCH_SIZE,
         progress: Callable[[int, int], object] | None = None,
         single_transaction: bool = True,
+        timeout: float | None = DEFAULT_APPLY_TIMEOUT,
     ) -> ApplyResult:
         """Apply :attr:`changes` (refused roles are left alone) in batches.
 
@@ -390,9 +395,19 @@ class AuthModePlan:
         the failing batch with ``single_transaction=False`` (earlier batches
         stay committed).  ``progress(done, total)`` runs after each batch;
         with ``single_transaction`` "done" is not yet committed.
+
+        ``timeout`` bounds each round trip (each batch, and the commit) in seconds,
+        on both sides: the server cancels a statement that runs longer (a GRANT
+        waiting on a lock; in a transaction the kit opens itself), and the client
+        closes the connection when no answer comes within ``1.5 * timeout + 1``
+        seconds (a network that stalls silently), so nothing is committed and
+        nothing waits forever.  ``None`` waits as long as it takes.
         """
         if batch_size < 1:
             raise ConfigurationError(f"batch_size must be at least 1, got {batch_size!r}")
+        if timeout is not None and not timeout > 0:
+            raise ConfigurationError(f"timeout must be positive seconds or None, got {timeout!r}")
+        watchdog = RoundTripWatchdog(cast("psycopg.Connection[Any]", conn), timeout)
         started = time.perf_counter()
         total = len(self.changes)
         batches = [self.changes[i : i + batch_size] for i in range(0, total, batch_size)]
@@ -402,11 +417,14 @@ class AuthModePlan:
             )
         done = 0
         if single_transaction and batches:
-            with _writing(conn, f"applying the auth mode plan ({total} roles)", rolled="all"):
+            what = f"applying the auth mode plan ({total} roles)"
+            with _writing(conn, what, rolled="all", watchdog=watchdog):
                 for number, batch in enumerate(batches, 1):
                     last = number == len(batches)
                     expected = self._expected() if last else None
-                    _apply_batch(conn, batch, number, len(batches), expected=expected)
+                    _apply_batch(
+                        conn, batch, number, len(batches), expected=expected, watchdog=watchdog
+                    )
                     done += len(batch)
                     if progress is not None:
                         progress(done, total)
@@ -414,8 +432,8 @@ class AuthModePlan:
             for number, batch in enumerate(batches, 1):
                 what = f"batch {number}/{len(batches)} of the auth mode plan"
                 rolled = f"this batch ({done} earlier role(s) stay switched)"
-                with _writing(conn, what, rolled=rolled):
-                    _apply_batch(conn, batch, number, len(batches))
+                with _writing(conn, what, rolled=rolled, watchdog=watchdog):
+                    _apply_batch(conn, batch, number, len(batches), watchdog=watchdog)
                 done += len(batch)
                 if progress is not None:
                     progress(done, total)
@@ -763,16 +781,41 @@ def _raise_refusal(decision: _Decision) -> None:
 
 
 @contextmanager
-def _writing(conn: psycopg.Connection[_R], what: str, *, rolled: str) -> Iterator[None]:
-    """``conn.transaction()``, turning server errors into :class:`AuthModeError`."""
+def _writing(
+    conn: psycopg.Connection[_R],
+    what: str,
+    *,
+    rolled: str,
+    watchdog: RoundTripWatchdog | None = None,
+) -> Iterator[None]:
+    """``conn.transaction()``, turning server errors into :class:`AuthModeError`.
+
+    With a ``watchdog``, the COMMIT at the end is bounded like each batch.
+    """
     try:
+        if watchdog is not None:
+            watchdog.arm()  # BEGIN (or SAVEPOINT) is a round trip too
         with conn.transaction():
+            if watchdog is not None:
+                watchdog.disarm()
             yield
+            if watchdog is not None:
+                watchdog.arm()  # the COMMIT is sent as this block ends
     except RdsIamError:
         raise
     except psycopg.Error as err:
         message = printable(err.diag.message_primary or str(err).strip())
+        if watchdog is not None and watchdog.fired:
+            raise AuthModeError(
+                f"{what} failed: no answer from the server within {watchdog.deadline:g} s, so the "
+                f"connection was closed; {rolled} was not committed (the server rolls it back). "
+                "If the COMMIT itself was what went unanswered, check the roles with "
+                "auth_status() before trying again"
+            ) from err
         raise AuthModeError(f"{what} failed; {rolled} was rolled back: {message}") from err
+    finally:
+        if watchdog is not None:
+            watchdog.disarm()
 
 
 def _switch_statement(target: AuthMode, users: Sequence[str]) -> sql.Composed:
@@ -905,6 +948,7 @@ def _apply_batch(
     count: int,
     *,
     expected: Mapping[str, AuthMode] | None = None,
+    watchdog: RoundTripWatchdog | None = None,
 ) -> None:
     """One round trip: re-check ``batch``, GRANT and REVOKE, read the modes back.
 
@@ -914,6 +958,11 @@ def _apply_batch(
     if expected is None:
         expected = {c.user: c.after for c in batch}
     parts: list[sql.Composable] = [_ISOLATION, state_query(names_literal([c.user for c in batch]))]
+    if watchdog is not None and watchdog.timeout is not None and watchdog.own_transaction:
+        # Server side: a statement (a GRANT waiting on a lock) may take at most the timeout.
+        # Only in a transaction of our own: SET LOCAL would outlive a savepoint in the caller's.
+        milliseconds = max(1, round(watchdog.timeout * 1000))
+        parts.insert(0, sql.SQL("SET LOCAL statement_timeout = {}").format(milliseconds))
     grants = [c.user for c in batch if c.after is AuthMode.IAM]
     revokes = [c.user for c in batch if c.after is AuthMode.PASSWORD]
     if grants:
@@ -922,7 +971,8 @@ def _apply_batch(
         parts.append(_switch_statement(AuthMode.PASSWORD, revokes))
     parts.append(modes_query(names_literal(list(expected))))
     try:
-        results = round_trip(conn, parts)
+        with watchdog.armed() if watchdog is not None else contextlib.nullcontext():
+            results = round_trip(conn, parts)
     except psycopg.errors.UndefinedObject as err:
         raise StalePlanError(
             f"batch {number}/{count}: a planned role no longer exists "

@@ -169,12 +169,24 @@ def _provider(args: argparse.Namespace) -> Any:
     return TokenProvider(profile=args.profile, region=args.region)
 
 
+# TCP keepalives and a user timeout (ms) for the admin connection the CLI opens: a dead
+# path is noticed within about a minute instead of the system's two hours.
+_ADMIN_KEEPALIVES = {
+    "keepalives": "1",
+    "keepalives_idle": "30",
+    "keepalives_interval": "10",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "60000",
+}
+
+
 @contextmanager
 def _admin_connection(args: argparse.Namespace) -> Iterator[psycopg.Connection[Any]]:
     """The admin connection: verify-full TLS, password from libpq's PGPASSWORD, or --iam."""
     from rdsiamkit.connection import Target  # noqa: PLC0415
 
-    options = _libpq(args)
+    # A silent network must not hold an admin session (and its open transaction) forever.
+    options = {**_libpq(args), **_ADMIN_KEEPALIVES}
     if args.iam:
         from rdsiamkit.connection import connect  # noqa: PLC0415
 

@@ -7,6 +7,9 @@ Item 7: ``new_password`` stayed in the frame locals of a raising ``set_auth_mode
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
 import traceback
 import uuid
 from collections.abc import Iterator
@@ -25,7 +28,12 @@ from rdsiamkit.authmode import (
     set_auth_mode,
 )
 from rdsiamkit.connection import connect
-from rdsiamkit.errors import ConfigurationError, LockoutRefusedError, UserNotFoundError
+from rdsiamkit.errors import (
+    AuthModeError,
+    ConfigurationError,
+    LockoutRefusedError,
+    UserNotFoundError,
+)
 from rdsiamkit.testing import FakeCredentials, RdsIamEmulator
 from rdsiamkit.tokens import TokenProvider
 
@@ -170,3 +178,85 @@ def test_new_password_is_not_in_traceback_locals(
     with pytest.raises(error) as caught:
         set_auth_mode(admin, user, mode, new_password=secret_text + suffix)
     assert secret_text not in _frames_text(caught.value)
+
+
+class FreezableProxy:
+    """A TCP relay to the emulator whose traffic can be frozen: a network that stalls silently
+    (the client's writes are accepted, nothing ever comes back)."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.upstream = upstream
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.frozen = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.upstream)
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                while self.frozen.is_set():
+                    time.sleep(0.05)
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (source, sink):
+                s.close()
+
+    def close(self) -> None:
+        self.frozen.clear()
+        self.listener.close()
+
+
+def test_apply_is_bounded_when_the_network_stalls(
+    rds_emulator: RdsIamEmulator, admin: psycopg.Connection[Any], roles: list[str]
+) -> None:
+    """plan.apply(timeout=) closes a connection whose network went silent, commits nothing."""
+    users = [_role(admin, roles) for _ in range(3)]
+    proxy = FreezableProxy((rds_emulator.hostaddr, rds_emulator.port))
+    info = {**rds_emulator.conninfo(rds_emulator.master_user), "port": proxy.port}
+    info["password"] = rds_emulator.master_password
+    try:
+        with psycopg.connect(**info, autocommit=True) as conn:
+            plan = plan_auth_modes(conn, dict.fromkeys(users, "iam"))
+            proxy.frozen.set()
+            started = time.monotonic()
+            with pytest.raises(AuthModeError, match="no answer from the server within 4 s"):
+                plan.apply(conn, timeout=2)
+            assert time.monotonic() - started < 15
+    finally:
+        proxy.close()
+    assert all(get_auth_mode(admin, u) is AuthMode.PASSWORD for u in users)
+
+
+def test_apply_statement_waiting_on_a_lock_is_bounded(
+    rds_emulator: RdsIamEmulator, admin: psycopg.Connection[Any], roles: list[str]
+) -> None:
+    """A GRANT blocked behind another transaction's lock gives up after the timeout."""
+    user = _role(admin, roles)
+    plan = plan_auth_modes(admin, {user: "iam"})
+    with rds_emulator.connect_admin(autocommit=False) as other:
+        other.execute(sql.SQL("GRANT rds_iam TO {}").format(sql.Identifier(user)))
+        started = time.monotonic()
+        with pytest.raises(AuthModeError):
+            plan.apply(admin, timeout=1.5)
+        assert time.monotonic() - started < 15
+        other.rollback()
+    assert get_auth_mode(admin, user) is AuthMode.PASSWORD
+
+
+def test_apply_refuses_a_nonsense_timeout(admin: psycopg.Connection[Any]) -> None:
+    """A zero or negative timeout is a configuration error, before anything is sent."""
+    plan = plan_auth_modes(admin, {"postgres": "password"})
+    with pytest.raises(ConfigurationError, match="timeout must be positive"):
+        plan.apply(admin, timeout=0)

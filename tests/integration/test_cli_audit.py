@@ -22,6 +22,7 @@ import pytest
 
 from rdsiamkit._cliproc import passfile_line
 from rdsiamkit.authmode import AuthMode, get_auth_mode
+from rdsiamkit.cli import _admin_connection, build_parser
 from rdsiamkit.testing import FakeCredentials, RdsIamEmulator
 
 SCRIPT = Path(sys.executable).with_name("rdsiamkit")
@@ -216,3 +217,18 @@ def test_passfile_line_escapes_and_names_one_server() -> None:
     """Colons and backslashes are escaped, a '*' user stays literal; the database is any."""
     line = passfile_line("db.example", 5432, "*", "a:b\\c")
     assert line == "db.example:5432:*:\\*:a\\:b\\\\c\n"
+
+
+def test_admin_connection_has_keepalives_and_a_user_timeout(
+    rds_emulator: RdsIamEmulator, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI's admin session notices a dead network path (keepalives, tcp_user_timeout)."""
+
+    monkeypatch.setenv("PGPASSWORD", rds_emulator.master_password)
+    monkeypatch.setenv("RDSIAMKIT_CA_BUNDLE", str(rds_emulator.ca_file))
+    where = ["--host", rds_emulator.endpoint, "--hostaddr", rds_emulator.hostaddr]
+    where += ["--port", str(rds_emulator.port), "--user", rds_emulator.master_user]
+    args = build_parser().parse_args(["status", *where, "--dbname", "postgres"])
+    with _admin_connection(args) as conn:
+        params = conn.info.get_parameters()
+    assert params["keepalives_idle"] == "30" and params["tcp_user_timeout"] == "60000"
