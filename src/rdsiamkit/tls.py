@@ -368,6 +368,7 @@ _memo: dict[tuple[Any, ...], _Resolution] = {}
 _memo_lock = threading.Lock()
 # A remembered resolution re-checks its files (one stat each) at most this often.
 _RECHECK_SECONDS = 1.0
+_MEMO_LIMIT = 256
 _clock = time.monotonic
 
 
@@ -397,6 +398,8 @@ def _remembered(key: tuple[Any, ...], resolve: Callable[[], tuple[str, tuple[str
     with _memo_lock:
         path, watch = resolve()
         signatures = tuple((p, _signature(p)) for p in dict.fromkeys(watch))
+        if len(_memo) >= _MEMO_LIMIT:  # e.g. a new sslrootcert file per connect
+            _memo.clear()
         _memo[key] = _Resolution(path, signatures, _clock())
     return path
 

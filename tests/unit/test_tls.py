@@ -572,3 +572,13 @@ def test_remembered_files_are_rechecked_at_most_once_a_second(
     now[0] += 0.6
     assert ca_bundle_path(region="us-east-1") == str(chosen)
     assert chosen.read_bytes() == good and stats  # stat-ed, found changed, rewritten
+
+
+def test_memo_stays_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new sslrootcert file per connect does not grow the remembered lookups without bound."""
+    monkeypatch.setattr(tls, "_MEMO_LIMIT", 3)
+    for n in range(10):
+        ca = tmp_path / f"ca{n}.pem"
+        ca.write_bytes(b"")
+        assert ca_bundle_path(sslrootcert=ca) == str(ca)
+        assert len(tls._memo) <= 3
