@@ -4,6 +4,8 @@ Runs, in this process and against local RDS IAM emulators (root, PostgreSQL
 server binaries, a C compiler):
 
 * ``bench_import``   ``import rdsiamkit`` vs ``import psycopg`` (fresh interpreters);
+* ``bench_coldstart`` a fresh interpreter's time to the first row over IAM auth vs
+  boto3 + psycopg and aws-advanced-python-wrapper;
 * ``bench_storm``    tokens minted in a 64-thread storm and over sequential connects;
 * ``bench_connect``  connect time vs plain psycopg, minting per connect and
   aws-advanced-python-wrapper; pool checkout vs psycopg_pool;
@@ -198,6 +200,14 @@ def rows(figures: dict[str, Any]) -> list[Row]:
                 "ms",
             )
         )
+    cold = figures.get("coldstart")  # absent from runs saved before it existed
+    if cold:
+        first = cold["first_row_ms"]
+        for other in first:
+            if other != KIT and KIT in first:
+                table.append(
+                    ("cold start to first row", KIT, first[KIT], other, first[other], "ms")
+                )
     imports = figures["import"]["import_ms"]
     table.append(
         (
@@ -322,6 +332,16 @@ def render_markdown(table: list[Row], figures: dict[str, Any], where: dict[str, 
         "fresh interpreters per module, import statement only. `import rdsiamkit` imports "
         f"boto3/botocore: {'yes' if figures['import']['rdsiamkit_imports_boto3'] else 'no'}.",
     ]
+    cold = figures.get("coldstart")
+    if cold:
+        out.append(
+            "- **cold start to first row**: `bench/bench_coldstart.py`, a new interpreter per "
+            "sample that imports, resolves credentials from the environment, signs its first "
+            "token and fetches `SELECT 1` over verify-full TLS; timed from the program's first "
+            f"line, median of {cold['runs']} interleaved samples. The kit imports boto3: "
+            f"{'yes' if cold['imports_boto3'].get(KIT) else 'no'}."
+            + "".join(f" {name} was not measured: {err}." for name, err in cold["errors"].items())
+        )
     reliability = figures.get("reliability")
     if reliability:
         out += ["", "## Reliability runs", "", *_reliability_markdown(reliability)]
@@ -427,6 +447,11 @@ def main() -> int:
     figures: dict[str, Any] = {}
     figures["import"] = run(
         "bench_import", ["--runs", "5" if quick else "15"], verbose=args.verbose
+    )
+    figures["coldstart"] = run(
+        "bench_coldstart",
+        ["--runs", "5" if quick else "15", "--import-runs", "0"],
+        verbose=args.verbose,
     )
     figures["storm"] = run(
         "bench_storm",
