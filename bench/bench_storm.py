@@ -1,7 +1,8 @@
 """Token minting under a connection storm and over 1,000 connects: rdsiamkit vs the others.
 
 Counts every SigV4 presigning botocore does (each IAM token is one), whoever
-asks for it, by wrapping ``botocore.signers.RequestSigner.generate_presigned_url``.
+asks for it, by wrapping ``botocore.auth.SigV4QueryAuth.add_auth``: the signer
+under both ``generate_db_auth_token`` and the kit (which signs without a client).
 Each approach gets a fresh IAM user of the local RDS IAM emulator, so every
 cache starts cold.
 
@@ -32,7 +33,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import botocore.signers
+import botocore.auth
 import psycopg
 
 import rdsiamkit
@@ -53,18 +54,18 @@ class PresignCounter:
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[PresignCounter]:
-        real = botocore.signers.RequestSigner.generate_presigned_url
+        real = botocore.auth.SigV4QueryAuth.add_auth
 
         def counting(signer: Any, *args: Any, **kwargs: Any) -> Any:
             with self._lock:
                 self.count += 1
             return real(signer, *args, **kwargs)
 
-        botocore.signers.RequestSigner.generate_presigned_url = counting  # type: ignore[method-assign]
+        botocore.auth.SigV4QueryAuth.add_auth = counting  # type: ignore[method-assign]
         try:
             yield self
         finally:
-            botocore.signers.RequestSigner.generate_presigned_url = real  # type: ignore[method-assign]
+            botocore.auth.SigV4QueryAuth.add_auth = real  # type: ignore[method-assign]
 
 
 def approaches(emu: RdsIamEmulator, creds: FakeCredentials) -> dict[str, Callable[[str], Connect]]:
