@@ -478,7 +478,7 @@ def test_verify_needs_a_tcp_endpoint() -> None:
 
 
 def test_iam_login_copies_endpoint_and_tls_settings() -> None:
-    """The IAM login reuses host, hostaddr, port, dbname, sslrootcert and verify-full."""
+    """The IAM login reuses host, hostaddr, port, dbname, sslrootcert and verify-full, bounded."""
     info = FakeInfo(IDLE, HOST, hostaddr="127.0.0.1", sslrootcert="/ca.pem", sslmode="verify-full")
     params = _iam_login_params(FakeConn(info), "app")  # type: ignore[arg-type]
     assert params == {
@@ -489,6 +489,7 @@ def test_iam_login_copies_endpoint_and_tls_settings() -> None:
         "hostaddr": "127.0.0.1",
         "sslrootcert": "/ca.pem",
         "sslmode": "verify-full",
+        "connect_timeout": "10",
     }
 
 
