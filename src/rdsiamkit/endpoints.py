@@ -18,7 +18,16 @@ accepted, so older names and emulators such as moto parse too)::
     mydb.HASH.REGION.rds.SUFFIX                    DB instance
     myproxy.proxy-HASH.REGION.rds.SUFFIX           RDS Proxy (default endpoint)
     ep.endpoint.proxy-HASH.REGION.rds.SUFFIX       RDS Proxy additional endpoint
+    db.shardgrp-HASH.REGION.rds.SUFFIX             Aurora Limitless shard group
+    mydb.global-HASH.global.rds.SUFFIX             Aurora Global Database writer
     mydb.HASH.rds.cn-north-1.amazonaws.com.cn      older China form (region after "rds")
+    db.cluster-HASH.rds.us-gov-east-1.amazonaws.com   GovCloud's second form
+    db.HASH.rds.us-iso-east-1.c2s.ic.gov           ISO forms (also REGION.rds.c2s.ic.gov)
+
+The global writer endpoint names no region: it is a CNAME to the regional
+endpoint of whichever cluster is primary now, which changes on a switchover or
+failover, so its :attr:`Endpoint.region` is ``None`` (``rdsiamkit._resolve``
+finds the current one).
 """
 
 from __future__ import annotations
@@ -142,6 +151,11 @@ class EndpointKind(enum.Enum):
     PROXY = "proxy"
     #: ``name.endpoint.proxy-HASH...``: an additional RDS Proxy endpoint.
     PROXY_ENDPOINT = "proxy-endpoint"
+    #: ``name.shardgrp-HASH...``: an Aurora Limitless Database shard group.
+    SHARD_GROUP = "shard-group"
+    #: ``name.global-HASH.global.rds...``: an Aurora Global Database's writer, whose
+    #: region is that of the current primary cluster (not in the name).
+    GLOBAL_WRITER = "global-writer"
 
 
 # Prefix of the label that carries the hash, and the kind it denotes.  The
@@ -151,7 +165,22 @@ _HASH_LABEL_PREFIXES: tuple[tuple[str, EndpointKind], ...] = (
     ("cluster-ro-", EndpointKind.CLUSTER_READER),
     ("cluster-", EndpointKind.CLUSTER_WRITER),
     ("proxy-", EndpointKind.PROXY),
+    ("shardgrp-", EndpointKind.SHARD_GROUP),
 )
+_GLOBAL_PREFIX = "global-"
+# Where the region stands in the name: "REGION.rds.SUFFIX" everywhere; China, GovCloud
+# and the ISO partitions also issue (or, per the AWS wrappers, accept) "rds.REGION.SUFFIX".
+_REGION_AFTER_RDS = frozenset(
+    {Partition.AWS_CN, Partition.AWS_US_GOV, Partition.AWS_ISO, Partition.AWS_ISO_B}
+)
+_GLOBAL_LABEL = "global"
+# Each DNS suffix once, to its partition; GovCloud shares amazonaws.com with the
+# commercial partition, and its region names tell them apart.
+_SUFFIXES: dict[str, Partition] = {
+    suffix: partition
+    for partition, suffix in _DNS_SUFFIXES.items()
+    if partition is not Partition.AWS_US_GOV
+}
 
 
 @attrs.frozen
@@ -164,8 +193,11 @@ class Endpoint:
 
     #: The hostname, lower-case, without a trailing dot.
     host: str
-    region: str
-    #: ``"aws"``, ``"aws-cn"``, ``"aws-us-gov"``...: decides the ARN prefix and CA bundle.
+    #: The region in the name; ``None`` for a global writer (:attr:`is_global`), whose
+    #: region is the current primary cluster's, found by resolution, not parsing.
+    region: str | None
+    #: ``"aws"``, ``"aws-cn"``, ``"aws-us-gov"``...: decides the ARN prefix and CA bundle
+    #: (for a global writer, the partition of its DNS suffix: ``amazonaws.com`` is ``"aws"``).
     partition: str
     kind: EndpointKind
     #: Cluster id, custom endpoint name, instance id, proxy name or proxy endpoint name.
@@ -175,6 +207,11 @@ class Endpoint:
 
     def __str__(self) -> str:
         return self.host
+
+    @property
+    def is_global(self) -> bool:
+        """True for an Aurora Global Database writer endpoint (no region in the name)."""
+        return self.kind is EndpointKind.GLOBAL_WRITER
 
     @classmethod
     def parse(cls, host: str) -> Endpoint:
@@ -201,7 +238,7 @@ class Endpoint:
         if any(not label for label in labels):
             raise _invalid(host, "it has an empty DNS label")
         region, partition, rest = _split_suffix(host, labels)
-        kind, identifier, dns_hash = _split_resource(host, rest)
+        kind, identifier, dns_hash = _split_resource(host, rest, is_global=region is None)
         return cls(
             host=name,
             region=region,
@@ -232,30 +269,42 @@ def _is_ip_address(name: str) -> bool:
     return True
 
 
-def _split_suffix(host: str, labels: list[str]) -> tuple[str, Partition, list[str]]:
-    """Strip ``REGION.rds.SUFFIX`` (or China's ``rds.REGION.SUFFIX``) off ``labels``."""
+def _split_suffix(host: str, labels: list[str]) -> tuple[str | None, Partition, list[str]]:
+    """Strip ``REGION.rds.SUFFIX`` (``rds.REGION.SUFFIX``, ``global.rds.SUFFIX``) off ``labels``.
+
+    The region is ``None`` for the global form.
+    """
     name = ".".join(labels)
-    for partition, suffix in _DNS_SUFFIXES.items():
+    for suffix, suffix_partition in _SUFFIXES.items():
         if not name.endswith("." + suffix):
             continue
         head = labels[: -len(suffix.split("."))]
         if len(head) >= 2 and head[-1] == "rds":
             region, rest = head[-2], head[:-2]
-        elif partition is Partition.AWS_CN and len(head) >= 2 and head[-2] == "rds":
-            # China also issued names with the region after "rds".
+            if region == _GLOBAL_LABEL:
+                return None, suffix_partition, rest
+            region_after_rds = False
+        elif len(head) >= 2 and head[-2] == "rds":
             region, rest = head[-1], head[:-2]
+            region_after_rds = True
         else:
             continue
         if not _REGION_RE.fullmatch(region):
             raise _invalid(host, f"{region!r} is not an AWS region name")
-        expected = partition_for_region(region)
-        if expected != partition.value and _DNS_SUFFIXES[Partition(expected)] != suffix:
+        expected = Partition(partition_for_region(region))
+        if expected is not suffix_partition and _DNS_SUFFIXES[expected] != suffix:
             raise _invalid(
                 host,
-                f"region {region!r} belongs to partition {expected!r}, "
+                f"region {region!r} belongs to partition {expected.value!r}, "
                 f"whose endpoints do not end in {suffix!r}",
             )
-        return region, Partition(expected), rest
+        if region_after_rds and expected not in _REGION_AFTER_RDS:
+            raise _invalid(
+                host,
+                f"endpoints in {region!r} read NAME.HASH.{region}.rds.{suffix}; only China, "
+                "GovCloud and ISO endpoints put the region after 'rds'",
+            )
+        return region, expected, rest
     raise _invalid(
         host,
         "it does not end in REGION.rds.amazonaws.com (or another AWS partition's suffix); "
@@ -263,9 +312,16 @@ def _split_suffix(host: str, labels: list[str]) -> tuple[str, Partition, list[st
     )
 
 
-def _split_resource(host: str, rest: list[str]) -> tuple[EndpointKind, str, str]:
+def _split_resource(
+    host: str, rest: list[str], *, is_global: bool
+) -> tuple[EndpointKind, str, str]:
     """Read kind, identifier and DNS hash from the labels left of the region."""
-    if len(rest) == 2:
+    if is_global:
+        if len(rest) != 2 or not rest[1].startswith(_GLOBAL_PREFIX):
+            raise _invalid(host, "expected NAME.global-HASH before global.rds")
+        identifier, dns_hash = rest[0], rest[1].removeprefix(_GLOBAL_PREFIX)
+        kind = EndpointKind.GLOBAL_WRITER
+    elif len(rest) == 2:
         identifier, hash_label = rest
         kind = EndpointKind.INSTANCE
         dns_hash = hash_label
@@ -273,6 +329,10 @@ def _split_resource(host: str, rest: list[str]) -> tuple[EndpointKind, str, str]
             if hash_label.startswith(prefix):
                 kind, dns_hash = prefixed_kind, hash_label.removeprefix(prefix)
                 break
+        if hash_label.startswith(_GLOBAL_PREFIX):
+            raise _invalid(
+                host, f"{hash_label!r} is a global writer's, whose name ends in global.rds.SUFFIX"
+            )
     elif len(rest) == 3 and rest[1] == "endpoint" and rest[2].startswith("proxy-"):
         identifier = rest[0]
         kind = EndpointKind.PROXY_ENDPOINT
@@ -280,8 +340,8 @@ def _split_resource(host: str, rest: list[str]) -> tuple[EndpointKind, str, str]
     else:
         raise _invalid(
             host,
-            "expected NAME.HASH, NAME.cluster[-ro|-custom]-HASH, NAME.proxy-HASH or "
-            "NAME.endpoint.proxy-HASH before the region",
+            "expected NAME.HASH, NAME.cluster[-ro|-custom]-HASH, NAME.proxy-HASH, "
+            "NAME.shardgrp-HASH or NAME.endpoint.proxy-HASH before the region",
         )
     if not _HASH_RE.fullmatch(dns_hash):
         raise _invalid(host, f"{dns_hash!r} is not an RDS DNS hash (8-16 letters and digits)")

@@ -113,15 +113,83 @@ HASH = "c1a2b3c4d5e6"
             EndpointKind.INSTANCE,
             "db1",
         ),
+        # Aurora Global Database writer: no region in the name.
+        (
+            f"mydb.global-{HASH}.global.rds.amazonaws.com",
+            None,
+            "aws",
+            EndpointKind.GLOBAL_WRITER,
+            "mydb",
+        ),
+        (
+            f"mydb.global-{HASH}.global.rds.amazonaws.com.cn",
+            None,
+            "aws-cn",
+            EndpointKind.GLOBAL_WRITER,
+            "mydb",
+        ),
+        # Aurora Limitless shard groups, commercial and both China forms.
+        (
+            f"db.shardgrp-{HASH}.us-east-2.rds.amazonaws.com",
+            "us-east-2",
+            "aws",
+            EndpointKind.SHARD_GROUP,
+            "db",
+        ),
+        (
+            f"db.shardgrp-{HASH}.cn-north-1.rds.amazonaws.com.cn",
+            "cn-north-1",
+            "aws-cn",
+            EndpointKind.SHARD_GROUP,
+            "db",
+        ),
+        (
+            f"db.shardgrp-{HASH}.rds.cn-northwest-1.amazonaws.com.cn",
+            "cn-northwest-1",
+            "aws-cn",
+            EndpointKind.SHARD_GROUP,
+            "db",
+        ),
+        # GovCloud's second form: the region after "rds".
+        (
+            f"db.cluster-{HASH}.rds.us-gov-east-1.amazonaws.com",
+            "us-gov-east-1",
+            "aws-us-gov",
+            EndpointKind.CLUSTER_WRITER,
+            "db",
+        ),
+        (
+            f"db.{HASH}.rds.us-gov-west-1.amazonaws.com",
+            "us-gov-west-1",
+            "aws-us-gov",
+            EndpointKind.INSTANCE,
+            "db",
+        ),
+        # ISO partitions, in the form the AWS wrappers accept.
+        (
+            f"db.cluster-{HASH}.rds.us-iso-east-1.c2s.ic.gov",
+            "us-iso-east-1",
+            "aws-iso",
+            EndpointKind.CLUSTER_WRITER,
+            "db",
+        ),
+        (
+            f"db.cluster-ro-{HASH}.rds.us-isob-east-1.sc2s.sgov.gov",
+            "us-isob-east-1",
+            "aws-iso-b",
+            EndpointKind.CLUSTER_READER,
+            "db",
+        ),
     ],
 )
 def test_parse_known_forms(
-    host: str, region: str, partition: str, kind: EndpointKind, identifier: str
+    host: str, region: str | None, partition: str, kind: EndpointKind, identifier: str
 ) -> None:
     """Each documented endpoint form yields its region, partition, kind, identifier and hash."""
     endpoint = Endpoint.parse(host)
     assert endpoint.host == host
     assert endpoint.region == region
+    assert endpoint.is_global is (region is None)
     assert endpoint.partition == partition
     assert endpoint.kind is kind
     assert endpoint.identifier == identifier
@@ -167,6 +235,16 @@ def test_parse_is_case_insensitive_and_tolerates_trailing_dot() -> None:
         (f"mydb.{HASH}.us-east-1.rds.amazonaws.com.cn", "belongs to partition 'aws'"),
         (f"mydb..{HASH}.us-east-1.rds.amazonaws.com", "empty DNS label"),
         (f"mydb.{HASH}.us-east-1.rds.amazonaws.com..", "empty DNS label"),
+        (f"mydb.{HASH}.rds.us-east-1.amazonaws.com", "only China, GovCloud and ISO"),
+        (f"mydb.{HASH}.rds.eu-west-1.amazonaws.com", "only China, GovCloud and ISO"),
+        (f"mydb.{HASH}.global.rds.amazonaws.com", "expected NAME.global-HASH"),
+        (f"a.b.global-{HASH}.global.rds.amazonaws.com", "expected NAME.global-HASH"),
+        (f"mydb.global-{HASH}.us-east-1.rds.amazonaws.com", "is a global writer's"),
+        (f"mydb.global-{HASH}.rds.global.amazonaws.com", "'global' is not an AWS region"),
+        ("mydb.global-short.global.rds.amazonaws.com", "is not an RDS DNS hash"),
+        (f"1db.global-{HASH}.global.rds.amazonaws.com", "not an RDS identifier"),
+        (f"db.shardgrp-{HASH}x1234.us-east-2.rds.amazonaws.com", "is not an RDS DNS hash"),
+        (f"db.{HASH}.rds.us-iso-east-1.sc2s.sgov.gov", "belongs to partition 'aws-iso'"),
         (f"m\u00fcdb.{HASH}.us-east-1.rds.amazonaws.com", "non-ASCII"),
         ("a" * 254, "longer than 253"),
     ],
@@ -242,7 +320,6 @@ hashes = st.from_regex(r"\A[a-z0-9]{8,16}\Z")
 regions = st.sampled_from(
     ["us-east-1", "eu-west-3", "ap-south-2", "us-gov-west-1", "cn-north-1", "us-iso-west-1"]
 )
-kinds = st.sampled_from(list(EndpointKind))
 _FORMATS = {
     EndpointKind.CLUSTER_WRITER: "{i}.cluster-{h}",
     EndpointKind.CLUSTER_READER: "{i}.cluster-ro-{h}",
@@ -250,7 +327,9 @@ _FORMATS = {
     EndpointKind.INSTANCE: "{i}.{h}",
     EndpointKind.PROXY: "{i}.proxy-{h}",
     EndpointKind.PROXY_ENDPOINT: "{i}.endpoint.proxy-{h}",
+    EndpointKind.SHARD_GROUP: "{i}.shardgrp-{h}",
 }
+kinds = st.sampled_from(list(_FORMATS))
 
 
 @given(text=st.text())
@@ -258,6 +337,9 @@ _FORMATS = {
 @example(text="x.cluster-.us-east-1.rds.amazonaws.com")
 @example(text="\u0130.c1a2b3c4d5e6.us-east-1.rds.amazonaws.com")
 @example(text="Demo.Cluster-C1A2B3C4D5E6.us-east-1.rds.amazonaws.com.")
+@example(text="x.global-.global.rds.amazonaws.com")
+@example(text="global.rds.amazonaws.com")
+@example(text="x.c1a2b3c4d5e6.rds.global.amazonaws.com.cn")
 def test_parse_only_ever_raises_invalid_endpoint(text: str) -> None:
     """On arbitrary text parse returns an Endpoint or raises InvalidEndpointError, nothing else."""
     try:
@@ -278,3 +360,31 @@ def test_generated_hosts_round_trip(
     endpoint = Endpoint.parse(host.upper() if upper else host)
     assert (endpoint.host, endpoint.region, endpoint.partition) == (host, region, partition)
     assert (endpoint.kind, endpoint.identifier, endpoint.dns_hash) == (kind, identifier, dns_hash)
+
+
+@given(identifier=identifiers, dns_hash=hashes, suffix=st.sampled_from(["com", "com.cn"]))
+def test_generated_global_writers_round_trip(identifier: str, dns_hash: str, suffix: str) -> None:
+    """A global writer name parses with no region, its suffix's partition, and its parts."""
+    host = f"{identifier}.global-{dns_hash}.global.rds.amazonaws.{suffix}"
+    endpoint = Endpoint.parse(host)
+    assert (endpoint.region, endpoint.kind) == (None, EndpointKind.GLOBAL_WRITER)
+    assert endpoint.partition == ("aws" if suffix == "com" else "aws-cn")
+    assert (endpoint.identifier, endpoint.dns_hash) == (identifier, dns_hash)
+
+
+@given(
+    identifier=identifiers,
+    dns_hash=hashes,
+    region=st.sampled_from(["cn-north-1", "us-gov-east-1", "us-iso-east-1", "us-isob-east-1"]),
+    kind=kinds,
+)
+def test_region_after_rds_round_trips(
+    identifier: str, dns_hash: str, region: str, kind: EndpointKind
+) -> None:
+    """China, GovCloud and ISO names with the region after "rds" parse like the usual form."""
+    partition = partition_for_region(region)
+    head = _FORMATS[kind].format(i=identifier, h=dns_hash)
+    usual = Endpoint.parse(f"{head}.{region}.rds.{dns_suffix_for_partition(partition)}")
+    other = Endpoint.parse(f"{head}.rds.{region}.{dns_suffix_for_partition(partition)}")
+    assert (other.region, other.partition, other.kind) == (region, partition, kind)
+    assert (other.identifier, other.dns_hash) == (usual.identifier, usual.dns_hash)
