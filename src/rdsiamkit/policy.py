@@ -44,9 +44,12 @@ __all__ = [
     "PolicyDecision",
     "PolicyDocument",
     "PolicyStatement",
+    "ResourceRule",
     "StatementRef",
+    "action_rules",
     "connect_policy",
     "evaluate_policy",
+    "resource_pattern",
     "simulate_connect",
 ]
 
@@ -545,6 +548,63 @@ def _glob(pattern: str, *, ignore_case: bool) -> re.Pattern[str]:
     parts = (".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
     flags = re.DOTALL | (re.IGNORECASE if ignore_case else 0)
     return re.compile("".join(parts), flags)
+
+
+# -- indexing helpers ---------------------------------------------------------
+
+
+@attrs.frozen
+class ResourceRule:
+    """One statement whose Action (or NotAction) covers an action, as :func:`action_rules` reads it.
+
+    For tools that index statements by resource pattern instead of calling
+    :func:`evaluate_policy` once per resource (:mod:`rdsiamkit.access`); the
+    decision rules stay :func:`evaluate_policy`'s.
+    """
+
+    ref: StatementRef
+    allow: bool
+    #: The statement's ``Resource`` patterns, or its ``NotResource`` ones.
+    resources: tuple[str, ...]
+    not_resource: bool
+    #: Has a ``Condition`` block: it holds only when its conditions do.
+    conditional: bool
+    #: ``${...}`` in ``resources`` are policy variables (the policy's Version is 2012-10-17).
+    variables: bool
+
+
+def action_rules(
+    policies: PolicyInput | Sequence[PolicyInput], *, action: str = CONNECT_ACTION
+) -> list[ResourceRule]:
+    """The statements of ``policies`` that apply to ``action``, in order.
+
+    Read and checked exactly as :func:`evaluate_policy` reads them; ``ref.policy``
+    is the index in ``policies``.
+
+    :raises InvalidPolicyError: a document is not IAM policy JSON.
+    """
+    statements = [s for i, doc in enumerate(_as_list(policies)) for s in _parse_policy(doc, i)]
+    return [
+        ResourceRule(
+            ref=s.ref,
+            allow=s.allow,
+            resources=s.resources,
+            not_resource=s.not_resource,
+            conditional=s.conditional,
+            variables=s.variables,
+        )
+        for s in statements
+        if _action_applies(s, action)
+    ]
+
+
+def resource_pattern(pattern: str, *, variables: bool) -> tuple[re.Pattern[str], bool]:
+    """``pattern`` compiled as :func:`evaluate_policy` matches resources; True if it has a variable.
+
+    A policy variable matches anything (its value is the caller's), which the
+    evaluator reports as depending on the request.
+    """
+    return _arn_glob(pattern, variables=variables)
 
 
 # -- online check -------------------------------------------------------------
