@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from rdsiamkit._cliproc import passfile_line
 from rdsiamkit.authmode import AuthMode, get_auth_mode
 from rdsiamkit.cli import _admin_connection, build_parser
+from rdsiamkit.cli._proc import passfile_line
 from rdsiamkit.testing import FakeCredentials, RdsIamEmulator
 
 SCRIPT = Path(sys.executable).with_name("rdsiamkit")

@@ -92,7 +92,7 @@ def _user_mode(record: _Record, name: str) -> tuple[str, str]:
         if user.text != user.text.strip():
             raise ConfigurationError(
                 f"{where}: user name {user.text!r} has leading or trailing white space, which "
-                f"is part of a role name; quote it (\"{user.text}\",...) to mean that role, or "
+                f'is part of a role name; quote it ("{user.text}",...) to mean that role, or '
                 f"remove the spaces to mean {user.text.strip()!r}"
             )
     elif not user.text:

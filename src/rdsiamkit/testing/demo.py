@@ -8,6 +8,9 @@ is a method of :class:`_Demo`, so swapping one for the public API is local.
 Switching and the IAM login go through the public API (``set_auth_mode``,
 ``get_auth_mode``, ``connect``); the password logins use plain psycopg, as an
 application without the kit would.  Secrets are never printed.
+
+It lives in :mod:`rdsiamkit.testing`, beside the emulator it starts, so the
+library never imports the testing package; ``rdsiamkit demo`` (the CLI) runs it.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Process plumbing for the CLI: termination signals, and psql with a private passfile.
 
-Kept out of ``cli.py`` so the command table stays readable; nothing here is
+Kept apart from the commands so they stay readable; nothing here is
 public API.
 """
 
