@@ -2,7 +2,7 @@
 
 :func:`list_users` reads every login role with its auth mode in one catalog
 round trip, through the same walk as pg_hba's ``+rds_iam``
-(:mod:`rdsiamkit._authmode_state`), so what it shows is what the server will
+(:mod:`rdsiamkit.roles.inventory`), so what it shows is what the server will
 do.  :func:`summarize` adds the AWS side (IAM auth enabled, endpoints,
 resource id, engine version) when credentials are at hand.
 
@@ -26,18 +26,13 @@ from typing import TYPE_CHECKING, TypeVar, overload
 
 import attrs
 import psycopg
-from psycopg import sql
 from psycopg.rows import tuple_row
 
-from rdsiamkit._authmode_state import (
-    RoleState,
-    parse_states,
-    printable,
-    round_trip,
-    state_query,
-)
-from rdsiamkit.authmode import AuthMode
-from rdsiamkit.errors import AuthModeError, ConfigurationError, RdsIamError
+from rdsiamkit.errors import ConfigurationError, RdsIamError
+from rdsiamkit.roles._catalog import RoleState, via_roles
+from rdsiamkit.roles._text import printable
+from rdsiamkit.roles.inventory import list_states
+from rdsiamkit.roles.models import AuthMode, role_facts
 
 if TYPE_CHECKING:
     import boto3
@@ -75,32 +70,21 @@ USER_COLUMNS = (
     "valid_until",
 )
 
-# Every login role (optionally every role), sorted by name, as the ``text[]``
-# the shared state query takes: the server lists the names itself, so the
-# listing and the walk travel in the same single query.
-_ALL_ROLES = sql.SQL(
-    "(SELECT COALESCE(array_agg(rolname::text ORDER BY rolname COLLATE \"C\"), '{{}}') "
-    "FROM pg_catalog.pg_roles WHERE {where})"
-)
-_LOGIN_ONLY = sql.SQL("rolcanlogin")
-# The shared walk is tuned for the few names a switch or plan batch names: the
-# planner takes the role list for 10 rows, and for thousands its nested-loop
-# semi-joins go quadratic (10,000 roles: 1.7 s instead of 0.3 s).  Hash joins
-# are right for "every role", so they are forced for this one query, and the
-# previous setting is put back, as the shared round trip does for JIT.
-_NESTLOOP_OFF = sql.SQL(
-    "SELECT set_config('rdsiamkit.nestloop', current_setting('enable_nestloop'), true), "
-    "set_config('enable_nestloop', 'off', true)"
-)
-_NESTLOOP_BACK = sql.SQL(
-    "SELECT set_config('enable_nestloop', current_setting('rdsiamkit.nestloop'), true)"
-)
-_ANY_ROLE = sql.SQL("rolname <> 'rds_iam'")
-
 
 @attrs.frozen
 class UserInfo:
-    """One role: how it logs in (as pg_hba's ``+rds_iam`` decides) and what it may do."""
+    """One role: how it logs in (as pg_hba's ``+rds_iam`` decides) and what it may do.
+
+    A row of :func:`list_users`, built from the same catalog row as
+    :class:`~rdsiamkit.AuthStatus` (what :func:`~rdsiamkit.auth_status` returns for
+    one user) and agreeing with it on every field they share (``mode``,
+    ``direct``, ``paths``, ``can_login``, ``is_superuser``, ``connection_limit``,
+    ``valid_until``).  It is the listing's view: the admin flags and Kerberos
+    membership stay apart as plain values for tables, dicts and DataFrames, and
+    what only a switch needs (the roles holding ``rds_iam`` that a REVOKE must
+    reach, whether this is the session's own user, conflicts as sentences) is
+    left to :class:`~rdsiamkit.AuthStatus`.
+    """
 
     name: str
     #: Its auth mode as pg_hba decides it, also for a role that cannot log in
@@ -128,16 +112,10 @@ class UserInfo:
     def _from_state(cls, state: RoleState) -> UserInfo:
         return cls(
             name=state.name,
-            mode=AuthMode.IAM if state.is_iam else AuthMode.PASSWORD,
-            direct=state.direct,
-            paths=state.paths,
-            can_login=state.can_login,
-            is_superuser=state.is_superuser,
             can_create_role=state.can_create_role,
             in_rds_superuser=state.in_rds_superuser,
             in_rds_ad=state.in_rds_ad,
-            connection_limit=state.connection_limit,
-            valid_until=state.valid_until,
+            **role_facts(state),
         )
 
     @property
@@ -148,7 +126,7 @@ class UserInfo:
     @property
     def via(self) -> tuple[str, ...]:
         """The roles through which IAM is inherited (first hop of each longer path)."""
-        return tuple(sorted({p[1] for p in self.paths if len(p) > 2}))
+        return via_roles(self.paths)
 
     @property
     def iam_path(self) -> str:
@@ -410,12 +388,8 @@ def list_users(conn: psycopg.Connection[_R], *, include_nologin: bool = False) -
     :raises RdsIamRoleMissingError: the server has no ``rds_iam`` role (not RDS).
     :raises AuthModeError: the catalog query failed.
     """
-    names = _ALL_ROLES.format(where=_ANY_ROLE if include_nologin else _LOGIN_ONLY)
-    try:
-        _, rows, _ = round_trip(conn, [_NESTLOOP_OFF, state_query(names), _NESTLOOP_BACK])
-    except psycopg.Error as err:
-        raise AuthModeError(f"listing the roles and their auth modes failed: {err}") from err
-    table = UserTable(tuple(UserInfo._from_state(s) for s in parse_states(rows)))
+    states = list_states(conn, include_nologin=include_nologin)
+    table = UserTable(tuple(UserInfo._from_state(s) for s in states))
     log.debug("list_users: %s", table.headline())
     return table
 
@@ -540,6 +514,9 @@ def summarize(
     the host ``conn`` is connected to.  AWS trouble (no credentials, access
     denied, not found) does not fail the summary: :attr:`ClusterSummary.aws_error`
     says what went wrong.
+
+    :raises AuthModeError: listing the roles failed (see :func:`list_users`).
+    :raises RdsIamError: reading the server version failed.
     """
     users = list_users(conn, include_nologin=include_nologin)
     host = conn.info.host
@@ -547,7 +524,8 @@ def summarize(
         with conn.cursor(row_factory=tuple_row) as cur:
             row = cur.execute("SELECT current_setting('server_version'), current_user").fetchone()
     except psycopg.Error as err:
-        raise AuthModeError(f"reading the server version failed: {err}") from err
+        # Not an auth mode's read: the kit's root error, with psycopg's as the cause.
+        raise RdsIamError(f"reading the server version failed: {err}") from err
     version, user = (str(row[0]), str(row[1])) if row is not None else ("?", "?")
     resource: DatabaseResource | None = None
     aws_error: str | None = "not asked (aws=False)"

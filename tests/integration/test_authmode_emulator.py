@@ -850,17 +850,17 @@ def test_switch_rechecks_in_the_same_round_trip_as_the_grant(
     admin: psycopg.Connection[Any], make_role: MakeRole, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An admin added to a group between set_auth_mode's read and its GRANT is caught."""
-    import rdsiamkit.authmode as authmode
+    import rdsiamkit.roles.switch as switch
 
     group = make_role(login=False, password=None)
-    real_read = authmode.read_states
+    real_read = switch.read_states
 
     def read_then_promote(conn: psycopg.Connection[Any], names: Sequence[str]) -> Any:
         states = real_read(conn, names)
         make_role(member_of=[group], options="CREATEROLE")
         return states
 
-    monkeypatch.setattr(authmode, "read_states", read_then_promote)
+    monkeypatch.setattr(switch, "read_states", read_then_promote)
     with pytest.raises(LockoutRefusedError, match="CREATEROLE|admin"):
         set_auth_mode(admin, group, AuthMode.IAM)
     monkeypatch.undo()
