@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 from typing import Any
 
 import attrs
@@ -30,6 +31,7 @@ from rdsiamkit.authmode import (
     set_auth_mode,
 )
 from rdsiamkit.errors import ConfigurationError, RdsIamRoleMissingError
+from rdsiamkit.explore import UserInfo
 
 
 def role(name: str = "app", **changes: Any) -> RoleState:
@@ -498,3 +500,65 @@ def test_iam_login_never_inherits_a_weaker_sslmode(sslmode: str) -> None:
     """A weaker sslmode on the admin connection is dropped: the token login stays verify-full."""
     info = FakeInfo(IDLE, HOST, sslmode=sslmode)
     assert "sslmode" not in _iam_login_params(FakeConn(info), "app")  # type: ignore[arg-type]
+
+
+# --- layers: options, enum alias, one model of a role ------------------------------------------
+
+
+def test_refusal_reason_kerberos_is_the_name_conflict_an_alias() -> None:
+    """KERBEROS names the Kerberos refusal; CONFLICT is the same member, value still 'conflict'."""
+    assert RefusalReason["CONFLICT"] is RefusalReason.KERBEROS
+    assert RefusalReason["CONFLICT"].name == "KERBEROS"
+    assert RefusalReason("conflict") is RefusalReason.KERBEROS
+    assert RefusalReason.KERBEROS.value == "conflict"
+    assert [r.value for r in RefusalReason].count("conflict") == 1
+
+
+def test_verification_options_are_checked_before_anything_is_read() -> None:
+    """A bad verification option is refused before any query (FakeConn cannot run one)."""
+    conn = FakeConn(FakeInfo(IDLE, HOST))
+    with pytest.raises(ConfigurationError, match="token_port"):
+        set_auth_mode(conn, "app", AuthMode.IAM, verify=True, token_port=0)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="session= or profile="):
+        set_auth_mode(
+            conn,  # type: ignore[arg-type]
+            "app",
+            AuthMode.IAM,
+            verify=True,
+            session=object(),  # type: ignore[arg-type]
+            profile="dev",
+        )
+
+
+def test_unknown_keyword_is_a_type_error_even_without_verify() -> None:
+    """A misspelt option is not swallowed by **options: it fails like any unknown keyword."""
+    conn = FakeConn(FakeInfo(IDLE, HOST))
+    with pytest.raises(TypeError, match="'regoin'"):
+        set_auth_mode(conn, "app", AuthMode.IAM, regoin="us-east-1")  # type: ignore[arg-type,call-arg]
+
+
+def test_set_auth_mode_signature_shows_the_kits_options() -> None:
+    """help(set_auth_mode) lists the verification login's options by name, keyword-only."""
+    params = inspect.signature(set_auth_mode).parameters
+    for name in ("session", "region", "token_provider", "token_host", "token_port", "profile"):
+        assert params[name].kind is inspect.Parameter.KEYWORD_ONLY
+        assert params[name].default is None
+    assert params["verify"].default is False
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        role(),
+        iam_role("app", "team"),
+        role("boss", is_superuser=True, connection_limit=3),
+        role("ops", in_rds_superuser=True, is_iam=True, in_rds_ad=True, can_login=False),
+    ],
+)
+def test_auth_status_and_user_info_agree_on_every_shared_field(state: RoleState) -> None:
+    """AuthStatus and UserInfo, built from one catalog row, never disagree on a shared field."""
+    status, info = AuthStatus._from_state(state), UserInfo._from_state(state)
+    shared = ("mode", "direct", "paths", "can_login", "is_superuser", "connection_limit")
+    assert [getattr(status, f) for f in shared] == [getattr(info, f) for f in shared]
+    assert (status.user, status.is_admin, status.via) == (info.name, info.is_admin, info.via)
+    assert status.valid_until == info.valid_until

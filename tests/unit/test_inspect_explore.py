@@ -6,6 +6,7 @@ import datetime as dt
 import sys
 
 import attrs
+import psycopg
 import pytest
 
 import rdsiamkit
@@ -14,7 +15,7 @@ from rdsiamkit.arn import ResourceKind
 from rdsiamkit.authmode import AuthMode
 from rdsiamkit.discovery import DatabaseResource, ResourceEndpoint
 from rdsiamkit.endpoints import EndpointKind
-from rdsiamkit.errors import ConfigurationError
+from rdsiamkit.errors import AuthModeError, ConfigurationError, RdsIamError
 from rdsiamkit.explore import (
     USER_COLUMNS,
     ClusterSummary,
@@ -295,3 +296,38 @@ def test_html_table_is_capped(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_user_info_is_exported() -> None:
     """UserInfo, the element type of the public UserTable, is public API too."""
     assert "UserInfo" in rdsiamkit.__all__ and rdsiamkit.UserInfo is UserInfo
+
+
+class _FailingCursor:
+    """A cursor whose every query fails as a dropped connection would."""
+
+    def __enter__(self) -> _FailingCursor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def execute(self, query: str) -> None:
+        raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+
+class _FailingConn:
+    """Just enough of a psycopg connection for summarize() to reach its version read."""
+
+    class info:
+        host = "127.0.0.1"
+        port = 5432
+
+    def cursor(self, **_: object) -> _FailingCursor:
+        return _FailingCursor()
+
+
+def test_summarize_server_version_failure_is_not_an_auth_mode_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A failed server-version read raises the kit's root error, not AuthModeError."""
+    monkeypatch.setattr(explore, "list_users", lambda conn, include_nologin: UserTable(()))
+    with pytest.raises(RdsIamError, match="reading the server version failed") as caught:
+        explore.summarize(_FailingConn(), aws=False)  # type: ignore[arg-type]
+    assert not isinstance(caught.value, AuthModeError)
+    assert isinstance(caught.value.__cause__, psycopg.OperationalError)

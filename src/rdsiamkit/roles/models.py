@@ -24,24 +24,6 @@ from rdsiamkit.roles._text import ident, printable, yes
 if TYPE_CHECKING:
     import psycopg
 
-__all__ = [
-    "DEFAULT_APPLY_TIMEOUT",
-    "DEFAULT_BATCH_SIZE",
-    "ApplyResult",
-    "AuthMode",
-    "AuthModeChange",
-    "AuthModePlan",
-    "AuthStatus",
-    "PlannedSwitch",
-    "Refusal",
-    "RefusalReason",
-    "UnchangedRole",
-    "kerberos_conflict",
-    "mode_of",
-    "role_facts",
-    "verb",
-]
-
 _R = TypeVar("_R")
 
 #: Roles per round trip of :meth:`AuthModePlan.apply`.

@@ -47,8 +47,6 @@ from rdsiamkit.roles._catalog import (
 )
 from rdsiamkit.roles._text import first, ident, printable
 from rdsiamkit.roles.models import (
-    DEFAULT_APPLY_TIMEOUT,
-    DEFAULT_BATCH_SIZE,
     ApplyResult,
     AuthMode,
     AuthModeChange,
@@ -398,12 +396,13 @@ def apply_plan(
     plan: AuthModePlan,
     conn: psycopg.Connection[_R],
     *,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    progress: Callable[[int, int], object] | None = None,
-    single_transaction: bool = True,
-    timeout: float | None = DEFAULT_APPLY_TIMEOUT,
+    batch_size: int,
+    progress: Callable[[int, int], object] | None,
+    single_transaction: bool,
+    timeout: float | None,
 ) -> ApplyResult:
-    """Apply ``plan`` on ``conn`` in batches: :meth:`AuthModePlan.apply` says how."""
+    """Apply ``plan`` on ``conn`` in batches: :meth:`AuthModePlan.apply` says how (and
+    holds the defaults)."""
     if batch_size < 1:
         raise ConfigurationError(f"batch_size must be at least 1, got {batch_size!r}")
     if timeout is not None and not timeout > 0:
