@@ -5,7 +5,7 @@ sample is a new ``python -c`` process that imports the libraries, resolves AWS
 credentials (from the environment, as the emulator's key), signs its first IAM
 token and runs ``SELECT 1`` over verify-full TLS against the local RDS IAM
 emulator (root, PostgreSQL server binaries).  Three ways, sampled in
-interleaved rounds, median of ``--runs``:
+interleaved rounds (each goes first in turn), median of ``--runs``:
 
 * ``rdsiamkit.connect``: the kit, credentials from the default chain;
 * ``boto3 generate_db_auth_token + psycopg``: hand-written, an RDS client per
@@ -119,12 +119,13 @@ def measure(runs: int) -> dict[str, Any]:
             if "error" in first:
                 errors[name] = first["error"]
         samples: dict[str, list[dict[str, Any]]] = {n: [] for n in sources if n not in errors}
-        for _ in range(runs):
-            for name, taken in samples.items():
+        names = list(samples)
+        for turn in range(runs):  # each approach goes first in turn
+            for name in names[turn % len(names) :] + names[: turn % len(names)]:
                 figures = sample(sources[name], env)
                 if "error" in figures:
                     raise SystemExit(f"{name} failed after a first success: {figures['error']}")
-                taken.append(figures)
+                samples[name].append(figures)
         logins = len(emu.auth_events())
     return {
         "runs": runs,
