@@ -46,7 +46,14 @@ from rdsiamkit.access._model import (
 )
 from rdsiamkit.authmode import AuthMode
 from rdsiamkit.errors import InvalidPolicyError
-from rdsiamkit.policy import CONNECT_ACTION, POLICY_VERSION, ResourceRule, action_rules
+from rdsiamkit.policy import (
+    CONNECT_ACTION,
+    POLICY_VERSION,
+    Outcome,
+    ResourceRule,
+    action_rules,
+    evaluate_policy,
+)
 from rdsiamkit.policy import resource_pattern as compile_pattern
 
 __all__ = ["RoleFacts", "build_access_map"]
@@ -516,3 +523,24 @@ def build_access_map(
         unknowns=(*_STANDING_UNKNOWNS, *authorization.unknowns, *unknowns),
         users=table,
     )
+
+
+def pair_outcome(entry: PrincipalPolicies, arn: str, account_id: str) -> Outcome:
+    """One principal against one ARN, with :func:`~rdsiamkit.policy.evaluate_policy` alone.
+
+    The naive path the index must agree with (tests and ``bench/bench_access.py``):
+    the same variable resolution, then the identity policies and the permissions
+    boundary evaluated separately and intersected.
+    """
+    lookup = variable_lookup(entry, account_id)
+    documents = [substitute(p.document, lookup) for p in entry.policies if p.document is not None]
+    identity = evaluate_policy(documents, arn).outcome if documents else Outcome.IMPLICIT_DENY
+    if entry.boundary is None or identity in (Outcome.EXPLICIT_DENY, Outcome.IMPLICIT_DENY):
+        return identity
+    if entry.boundary.document is None:
+        return Outcome.DEPENDS_ON_CONDITIONS
+    bound = evaluate_policy([substitute(entry.boundary.document, lookup)], arn).outcome
+    if bound in (Outcome.EXPLICIT_DENY, Outcome.IMPLICIT_DENY):
+        return bound
+    both = identity is Outcome.ALLOWED and bound is Outcome.ALLOWED
+    return Outcome.ALLOWED if both else Outcome.DEPENDS_ON_CONDITIONS

@@ -335,9 +335,7 @@ class AccessMap(_MAPPING_BASE):
             [
                 name(u.name),
                 u.mode.value,
-                name(", ".join(str(p) for p in u.principals) or "-")
-                if u.mode is AuthMode.IAM
-                else "-",
+                name(_who(u)) if u.mode is AuthMode.IAM else "-",
             ]
             for u in self._users.values()
         ]
@@ -373,6 +371,14 @@ class AccessMap(_MAPPING_BASE):
             items = "".join(f"<li>{_escape(str(u))}</li>" for u in self.unknowns)
             out.append(f"<p>Not known:</p><ul>{items}</ul>")
         return "".join(out)
+
+
+def _who(user: UserAccess) -> str:
+    """``user a, role b (conditional)``: each principal once, conditional if all its grants are."""
+    conditional: dict[Principal, bool] = {}
+    for grant in user.grants:
+        conditional[grant.principal] = conditional.get(grant.principal, True) and grant.conditional
+    return ", ".join(f"{p} (conditional)" if c else str(p) for p, c in conditional.items()) or "-"
 
 
 def _yes(value: bool) -> str:
