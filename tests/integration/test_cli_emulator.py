@@ -196,6 +196,17 @@ def test_switch_and_refusal_exit_code(
         assert get_auth_mode(conn, user) is AuthMode.PASSWORD
 
 
+def test_refusal_speaks_flags_not_keywords(
+    rds_emulator: RdsIamEmulator, env: dict[str, str]
+) -> None:
+    """A real refusal printed by the console script says --verify, not the library's verify=True."""
+    refused = run(["switch", rds_emulator.master_user, "iam", *where(rds_emulator)], env)
+    assert refused.returncode == 3, refused.stderr
+    assert refused.stderr.startswith("rdsiamkit switch: error: ")
+    assert "--verify" in refused.stderr
+    assert "verify=True" not in refused.stderr and "set_auth_mode" not in refused.stderr
+
+
 def test_plan_dry_run_then_apply(
     rds_emulator: RdsIamEmulator,
     env: dict[str, str],

@@ -17,6 +17,7 @@ the flag's argument (``--region eu-west-1``), quoted for a shell if needed.
 
 from __future__ import annotations
 
+import ast
 import re
 import shlex
 from collections.abc import Callable
@@ -25,10 +26,11 @@ import attrs
 
 __all__ = ["PHRASES", "Phrase", "to_cli"]
 
-# What may stand before a keyword: not part of a longer name, path, URL or option.
-_START = r"(?<![\w.?&/=-])"
+# What may stand before a keyword: not part of a longer name, path, URL or option
+# (``token_host=/token_port=`` names two keywords, ``a/region=`` is a path).
+_START = r"(?<![\w.?&=-])(?<![\w.]/)"
 # A keyword's value as a message shows it: a Python string, a <placeholder>, a number or name.
-_VALUE = r"(?P<value>'[^'\s]*'|\"[^\"\s]*\"|<[^<>]*>|\.\.\.|[\w.-]+)?"
+_VALUE = r"(?P<value>'[^'\n]*'|\"[^\"\n]*\"|<[^<>]*>|\.\.\.|[\w.-]+)?"
 
 
 @attrs.frozen
@@ -39,9 +41,9 @@ class Phrase:
     library: re.Pattern[str]
     cli: str | Callable[[re.Match[str]], str]
 
-    def apply(self, text: str) -> str:
-        """``text`` with every occurrence of the phrase said the CLI's way."""
-        return self.library.sub(self.cli, text)
+    def say(self, match: re.Match[str]) -> str:
+        """The CLI's words for one occurrence of the phrase."""
+        return self.cli if isinstance(self.cli, str) else self.cli(match)
 
 
 def _flag(flag: str) -> Callable[[re.Match[str]], str]:
@@ -68,11 +70,14 @@ def _bare(name: str, flag: str) -> Phrase:
     return Phrase(name, re.compile(_START + re.escape(name) + "=(?![\\w'\"<.])"), flag)
 
 
+def _switch_command(match: re.Match[str]) -> str:
+    user = ast.literal_eval(match.group("user"))
+    return f"rdsiamkit switch {shlex.quote(user)} {match.group('mode')}"
+
+
 def _literal(name: str, library: str, cli: str) -> Phrase:
     """A fixed library phrase and its fixed CLI wording."""
-    return Phrase(
-        name, re.compile(_START + re.escape(library) + r"(?!\w)"), cli.replace("\\", r"\\")
-    )
+    return Phrase(name, re.compile(_START + re.escape(library) + r"(?!\w)"), cli)
 
 
 #: Most specific first: a call like ``set_auth_mode(..., new_password=...)`` before the
@@ -86,6 +91,14 @@ PHRASES: tuple[Phrase, ...] = (
         "set_auth_mode(..., include_members=True)",
         "rdsiamkit.set_auth_mode(..., include_members=True) in Python (rdsiamkit switch "
         "has no option for it)",
+    ),
+    Phrase(
+        "set_auth_mode_call",
+        re.compile(
+            _START + r"rdsiamkit\.set_auth_mode\(conn, (?P<user>'(?:[^'\\\n]|\\.)*'"
+            r"|\"(?:[^\"\\\n]|\\.)*\"), '(?P<mode>iam|password)'\)"
+        ),
+        _switch_command,
     ),
     _literal("verify", "verify=True", "--verify"),
     _literal("has_password", "has_password=True", "--has-password"),
@@ -114,6 +127,14 @@ PHRASES: tuple[Phrase, ...] = (
     _keyword("account_id", "--account-id"),
     _keyword("resource_id", "--resource-id"),
     _bare("admin_conn", "--admin-user"),
+    # rdsiamkit.tls.refresh_ca_bundle() is rdsiamkit ca update
+    _literal("refresh_ca_bundle", "rdsiamkit.refresh_ca_bundle()", "rdsiamkit ca update"),
+    # a token for a client other than Python
+    _literal(
+        "fresh_token",
+        "as the password (rdsiamkit.connect)",
+        "as the password (rdsiamkit token prints one; rdsiamkit.connect in Python)",
+    ),
     # discovery has no command of its own: status --aws prints the resource id
     _literal(
         "discover", "rdsiamkit.discovery.discover() finds it", "rdsiamkit status --aws shows it"
@@ -122,9 +143,20 @@ PHRASES: tuple[Phrase, ...] = (
 
 
 def to_cli(text: str) -> str:
-    """``text`` (a library message) with its Python phrases said as this CLI's flags."""
-    if "=" not in text and "rdsiamkit." not in text:
-        return text
+    """``text`` (a library message) with its Python phrases said as this CLI's flags.
+
+    Every phrase is looked for in the text as the library wrote it (so one
+    translation cannot hide or create the context of another); where two would
+    overlap, the one earlier in :data:`PHRASES` wins.
+    """
+    found: list[tuple[int, int, str]] = []
     for phrase in PHRASES:
-        text = phrase.apply(text)
-    return text
+        for match in phrase.library.finditer(text):
+            start, end = match.span()
+            if not any(start < e and s < end for s, e, _ in found):
+                found.append((start, end, phrase.say(match)))
+    parts, position = [], 0
+    for start, end, said in sorted(found):
+        parts += [text[position:start], said]
+        position = end
+    return "".join([*parts, text[position:]])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
 from typing import TYPE_CHECKING, Any
 
 from rdsiamkit.connection import quote_ident as _q
@@ -59,4 +58,4 @@ def aws_session(inputs: Inputs) -> Any:
 
 def grant_fix(user: str) -> str:
     """The fix for a user that should log in with IAM but is not in rds_iam."""
-    return f"GRANT rds_iam TO {_q(user)} (rdsiamkit switch {shlex.quote(user)} iam)"
+    return f"GRANT rds_iam TO {_q(user)} (rdsiamkit.set_auth_mode(conn, {user!r}, 'iam'))"

@@ -34,7 +34,7 @@ def membership(
 ) -> Check | Outcome[Membership]:
     """The user exists, can log in, and is in ``rds_iam`` (read with ``admin_conn``)."""
     if inputs.admin_conn is None:
-        raise NotCheckedError("needs an admin connection (admin_conn=, CLI --admin-user)")
+        raise NotCheckedError("needs an admin connection (admin_conn=)")
     user = printable(target.user)
     try:
         status = auth_status(inputs.admin_conn, target.user)

@@ -115,8 +115,7 @@ def _user_arn(
     if account is None or resource_id is None or region is None:
         raise NotCheckedError(
             "the user's ARN needs the account and the cluster's resource id: pass "
-            "account_id= and resource_id= (CLI: --account-id/--resource-id) or let the "
-            "doctor ask AWS"
+            "account_id= and resource_id= or let the doctor ask AWS"
         )
     return db_user_arn(
         partition=target.partition,
@@ -133,8 +132,8 @@ def _own_principal_if_it_signed(sent: TokenFacts | None, credentials: Credential
     if sent is not None and own is not None and sent.access_key_id != own:
         raise NotCheckedError(
             f"the token given was signed by {sent.access_key_id}, not by {own} that STS "
-            "named; pass principal_arn= (CLI: --principal-arn) for the token's signer, or "
-            "policies= (CLI: --policy) to evaluate offline"
+            "named; pass principal_arn= for the token's signer, or policies= to evaluate "
+            "offline"
         )
     return credentials.principal_arn
 
@@ -153,9 +152,7 @@ def policy(
     if inputs.token is not None and sent is None:
         raise NotCheckedError("the secret given is not an IAM token (see token)")
     if inputs.policies is None and not inputs.aws:
-        raise NotCheckedError(
-            "give the policy documents (policies=, CLI --policy) or allow AWS calls"
-        )
+        raise NotCheckedError("give the policy documents (policies=) or allow AWS calls")
     arn = _user_arn(target, inputs, endpoint, credentials, resource)
     if inputs.policies is not None:
         try:
@@ -184,7 +181,7 @@ def policy(
             CheckName.POLICY,
             CheckStatus.WARN,
             f"cannot simulate {principal}'s policies: {err}",
-            fix="give the policy documents (policies=, CLI --policy) to evaluate offline",
+            fix="give the policy documents (policies=) to evaluate offline",
             finding=Finding.AWS_UNAVAILABLE,
         )
     return _policy_check(decision, arn, f"IAM's simulation for {principal}")

@@ -25,7 +25,7 @@ def region(
             CheckStatus.FAIL,
             f"no region to sign for: {target.token_host} is not an RDS endpoint name and "
             "no region is configured",
-            fix="pass region= (CLI: --region)",
+            fix="pass region=",
             finding=Finding.NO_REGION,
         )
     if endpoint is None:
@@ -96,7 +96,7 @@ def token_target(
             f"tokens are signed for {where}, which is not the database's endpoint: "
             "RDS refuses them (a tunnel or port forward?)",
             fix="keep host= as the endpoint name and dial the tunnel with hostaddr=, or "
-            "pass token_host=<endpoint> token_port=<its port> (CLI: --token-host/--token-port)",
+            "pass token_host=<endpoint> token_port=<its port>",
             finding=Finding.TOKEN_TARGET_MISMATCH,
         )
     found = resource.get().resource

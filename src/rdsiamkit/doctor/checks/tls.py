@@ -138,8 +138,9 @@ def _verify_failure(err: ssl.SSLCertVerificationError, host: str, rootcert: str)
     if code in _UNTRUSTED_CODES:
         return _fail(
             f"the server certificate is not signed by a CA in {rootcert}: {detail}",
-            "use the RDS CA bundle: drop sslrootcert=, refresh it (rdsiamkit ca update) or "
-            "point sslrootcert= at the right bundle (RDS Proxy: Amazon Root CA, in the OS store)",
+            "use the RDS CA bundle: drop sslrootcert=, refresh it "
+            "(rdsiamkit.refresh_ca_bundle()) or point sslrootcert= at the right bundle "
+            "(RDS Proxy: Amazon Root CA, in the OS store)",
             Finding.WRONG_CA,
         )
     return _fail(f"the server certificate failed verification: {detail}", None, Finding.TLS_FAILED)

@@ -63,8 +63,8 @@ def _not_a_token(target: Target, membership: Membership | None) -> Check:
         f"the secret given is not an IAM token (no SigV4 query), but {target.user} "
         f"{how}: the server checks it as a token and refuses it as 'PAM "
         "authentication failed'",
-        fix="send a fresh IAM token as the password (rdsiamkit.connect, `rdsiamkit "
-        f"token`), or switch the user back: rdsiamkit switch {target.user} password",
+        fix="send a fresh IAM token as the password (rdsiamkit.connect), or switch the user "
+        f"back: rdsiamkit.set_auth_mode(conn, {target.user!r}, 'password')",
         finding=Finding.PASSWORD_SENT,
     )
 
@@ -86,7 +86,7 @@ def token(  # noqa: PLR0911 - a return per outcome
             return skew
         if offset is None:
             raise NotCheckedError(
-                "no token given (the doctor signs fresh ones), and no admin_conn "
+                "no token given (the doctor signs fresh ones), and no admin_conn= "
                 "to read the server's clock"
             )
         return Check(
