@@ -248,7 +248,7 @@ def test_variables_resolve_per_principal() -> None:
     assert who(amap, "alice") == {"alice": False, "tr": True}
     # A tag value matches literally: "app*" is not a pattern.
     assert who(amap, "app") == {"tr": True} and who(amap, "svc") == {"tr": True}
-    assert [d.db_user for d in amap.dangling] == ["t"] or not amap.dangling
+    assert not amap.dangling  # "app${*}" names nobody literally
 
 
 def test_conditions_and_boundaries_intersect() -> None:

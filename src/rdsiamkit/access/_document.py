@@ -259,7 +259,8 @@ def _managed_policies(
         )
         arn = _text(entry, "Arn")
         raw = None if default is None else default.get("Document")
-        out[arn] = _policy(_text(entry, "PolicyName"), arn, "", raw, unknowns)
+        name = entry.get("PolicyName") or arn.rsplit("/", 1)[-1]
+        out[arn] = _policy(str(name), arn, "", raw, unknowns)
     return out
 
 
