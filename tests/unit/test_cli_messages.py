@@ -164,7 +164,11 @@ CASES: dict[str, list[tuple[str, str]]] = {
         (
             "drop sslrootcert=, refresh it (rdsiamkit.refresh_ca_bundle()) or",
             "drop --sslrootcert, refresh it (rdsiamkit ca update) or",
-        )
+        ),
+        (
+            "run rdsiamkit.refresh_ca_bundle(partition='aws-cn') or pass sslrootcert=",
+            "run rdsiamkit ca update --partition aws-cn or pass --sslrootcert",
+        ),
     ],
     "fresh_token": [
         (

@@ -75,6 +75,11 @@ def _switch_command(match: re.Match[str]) -> str:
     return f"rdsiamkit switch {shlex.quote(user)} {match.group('mode')}"
 
 
+def _ca_update_command(match: re.Match[str]) -> str:
+    partition = match.group("partition")
+    return "rdsiamkit ca update" + ("" if partition is None else f" --partition {partition[1:-1]}")
+
+
 def _literal(name: str, library: str, cli: str) -> Phrase:
     """A fixed library phrase and its fixed CLI wording."""
     return Phrase(name, re.compile(_START + re.escape(library) + r"(?!\w)"), cli)
@@ -128,7 +133,13 @@ PHRASES: tuple[Phrase, ...] = (
     _keyword("resource_id", "--resource-id"),
     _bare("admin_conn", "--admin-user"),
     # rdsiamkit.tls.refresh_ca_bundle() is rdsiamkit ca update
-    _literal("refresh_ca_bundle", "rdsiamkit.refresh_ca_bundle()", "rdsiamkit ca update"),
+    Phrase(
+        "refresh_ca_bundle",
+        re.compile(
+            _START + r"rdsiamkit\.refresh_ca_bundle\((?:partition=(?P<partition>'[\w-]+'))?\)"
+        ),
+        _ca_update_command,
+    ),
     # a token for a client other than Python
     _literal(
         "fresh_token",
