@@ -37,12 +37,12 @@ from rdsiamkit.access._model import (
     DanglingReason,
     DatabaseTarget,
     Grant,
+    GrantIndex,
     Principal,
     PrincipalKind,
     StatementSource,
     Unknown,
     UnknownKind,
-    UserAccess,
 )
 from rdsiamkit.authmode import AuthMode
 from rdsiamkit.errors import InvalidPolicyError
@@ -65,6 +65,8 @@ _ABSENT = "\x00"
 _VARIABLE_RE = re.compile(r"\$\{([^}]*)\}")
 _WILDCARD_CHARS = re.compile(r"[*?]")
 _EMPTY: frozenset[str] = frozenset()
+# A grant covering more users than this is checked by membership, not indexed by name.
+_NARROW = 64
 _STANDING_UNKNOWNS = (
     Unknown(
         UnknownKind.SERVICE_CONTROL_POLICIES,
@@ -133,6 +135,9 @@ class _Index:
         if head == pattern:
             name = pattern[len(base) :] if pattern.startswith(base) else None
             found = (frozenset((name,)) if name in self.universe else _EMPTY, False)
+        elif pattern == head + "*" and head.startswith(base):
+            # ``…/app_*``: a final ``*`` matches anything, so the range of names is the answer.
+            found = (frozenset(self._starting_with(head[len(base) :])), False)
         else:
             regex, variable = compile_pattern(pattern, variables=variables)
             if head.startswith(base):
@@ -404,6 +409,9 @@ def _rules(index: _Index, pairs: Iterable[tuple[AttachedPolicy, ResourceRule]]) 
 
 def _decide(rules: Sequence[_Rule]) -> tuple[frozenset[str], frozenset[str]]:
     """(allowed, only conditionally allowed), by evaluate_policy's rules."""
+    if all(r.allow for r in rules):  # the usual case: nothing to subtract
+        allowed = _EMPTY.union(*(r.firm for r in rules))
+        return allowed, _EMPTY.union(*(r.maybe for r in rules)) - allowed
     deny_firm = _EMPTY.union(*(r.firm for r in rules if not r.allow))
     deny_maybe = _EMPTY.union(*(r.maybe for r in rules if not r.allow)) - deny_firm
     allow_firm = _EMPTY.union(*(r.firm for r in rules if r.allow))
@@ -445,7 +453,7 @@ def _evaluate(
             principal, rule.source, name, _dangling_reason(roles.get(name)), name in conditional
         )
         for rule in allows
-        for name in sorted(rule.named & reached - iam)
+        for name in sorted((rule.named & reached) - iam)
     ]
     return _Outcome(groups, dangling, wildcard)
 
@@ -498,30 +506,33 @@ def build_access_map(
     reads, named, unknowns = _read_all(authorization, database.account_id, base)
     index = _Index(base, [*facts, *named])
     iam = frozenset(n for n, r in facts.items() if r.can_login and r.mode is AuthMode.IAM)
-    by_user: dict[str, list[Grant]] = {name: [] for name in iam}
+    narrow: dict[str, list[tuple[int, Grant]]] = {}
+    wide: list[tuple[int, Grant, frozenset[str]]] = []
+    reached: set[str] = set()
     dangling: list[Dangling] = []
     wildcards: list[Grant] = []
-    for read in reads:
+    for number, read in enumerate(reads):
         outcome = _evaluate(index, read, iam, facts)
         for grant, users in outcome.groups:
+            reached.update(users)
+            if len(users) > _NARROW:
+                wide.append((number, grant, users))
+                continue
             for name in users & iam:
-                by_user[name].append(grant)
+                narrow.setdefault(name, []).append((number, grant))
         dangling.extend(outcome.dangling)
         if outcome.wildcard is not None:
             wildcards.append(outcome.wildcard)
-    table = {
-        r.name: UserAccess(name=r.name, mode=r.mode, grants=tuple(by_user.get(r.name, ())))
-        for r in sorted(facts.values(), key=lambda r: r.name)
-        if r.can_login
-    }
+    modes = {r.name: r.mode for r in sorted(facts.values(), key=lambda r: r.name) if r.can_login}
     return AccessMap(
         database=database,
         principals=tuple(r.entry.principal for r in reads),
         dangling=tuple(sorted(dangling, key=lambda d: (d.db_user, d.principal.arn))),
-        unreachable=tuple(sorted(n for n in iam if not by_user[n])),
+        unreachable=tuple(sorted(iam - reached)),
         wildcards=tuple(wildcards),
         unknowns=(*_STANDING_UNKNOWNS, *authorization.unknowns, *unknowns),
-        users=table,
+        modes=modes,
+        grants=GrantIndex(narrow=narrow, wide=wide),
     )
 
 

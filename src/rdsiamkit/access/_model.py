@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import html
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 
 import attrs
 
@@ -19,6 +19,7 @@ __all__ = [
     "DanglingReason",
     "DatabaseTarget",
     "Grant",
+    "GrantIndex",
     "Principal",
     "PrincipalKind",
     "StatementSource",
@@ -245,6 +246,25 @@ class UserAccess:
         }
 
 
+@attrs.frozen
+class GrantIndex:
+    """Which grants cover a user: few-user grants by name, wide ones (``…/*``) by membership.
+
+    Indexing a grant of every user under every name would cost more than the
+    evaluation; a lookup checks the few wide grants instead.  The number with
+    each grant orders them by principal.
+    """
+
+    narrow: Mapping[str, Sequence[tuple[int, Grant]]]
+    wide: Sequence[tuple[int, Grant, frozenset[str]]]
+
+    def grants(self, name: str) -> tuple[Grant, ...]:
+        """Every grant covering ``name``, in principal order."""
+        found = [*self.narrow.get(name, ()), *((n, g) for n, g, u in self.wide if name in u)]
+        found.sort(key=lambda item: item[0])
+        return tuple(grant for _, grant in found)
+
+
 _MAPPING_BASE = Mapping[str, UserAccess]
 
 
@@ -266,16 +286,20 @@ class AccessMap(_MAPPING_BASE):
     #: Grants that allow every user of this database (``dbuser:*/*``, ``rds-db:*`` on ``*``...).
     wildcards: tuple[Grant, ...]
     unknowns: tuple[Unknown, ...]
-    _users: Mapping[str, UserAccess] = attrs.field(alias="users", repr=False)
+    #: Every login role's auth mode, by name.
+    _modes: Mapping[str, AuthMode] = attrs.field(alias="modes", repr=False)
+    _grants: GrantIndex = attrs.field(alias="grants", repr=False)
 
     def __getitem__(self, name: str) -> UserAccess:
-        return self._users[name]
+        mode = self._modes[name]
+        grants = self._grants.grants(name) if mode is AuthMode.IAM else ()
+        return UserAccess(name=name, mode=mode, grants=grants)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._users)
+        return iter(self._modes)
 
     def __len__(self) -> int:
-        return len(self._users)
+        return len(self._modes)
 
     @property
     def clean(self) -> bool:
@@ -284,9 +308,9 @@ class AccessMap(_MAPPING_BASE):
 
     def headline(self) -> str:
         """One line of counts."""
-        iam = sum(1 for u in self._users.values() if u.mode is AuthMode.IAM)
+        iam = sum(1 for mode in self._modes.values() if mode is AuthMode.IAM)
         return (
-            f"{len(self._users)} login roles ({iam} IAM), {len(self.principals)} principals: "
+            f"{len(self._modes)} login roles ({iam} IAM), {len(self.principals)} principals: "
             f"{len(self.wildcards)} wildcard grant(s), {len(self.dangling)} dangling, "
             f"{len(self.unreachable)} unreachable"
         )
@@ -295,7 +319,26 @@ class AccessMap(_MAPPING_BASE):
         return f"<AccessMap {self.database.resource_id}: {self.headline()}>"
 
     def to_dict(self) -> dict[str, Json]:
-        """Plain values (JSON-serialisable): the findings first, then every login role."""
+        """Plain values (JSON-serialisable): the findings first, then every login role.
+
+        The findings spell principals and statements out; each user's grants
+        name the principal by ARN and the statement by its key in ``statements``,
+        so a principal allowed every user does not repeat its statement 5,000 times.
+        """
+        keys: dict[StatementSource, str] = {}
+        users: list[Json] = []
+        for name, mode in self._modes.items():
+            grants: list[Json] = []
+            for grant in self._grants.grants(name) if mode is AuthMode.IAM else ():
+                key = keys.setdefault(grant.statement, f"s{len(keys)}")
+                grants.append(
+                    {
+                        "principal": grant.principal.arn,
+                        "statement": key,
+                        "conditional": grant.conditional,
+                    }
+                )
+            users.append({"name": name, "mode": mode.value, "grants": grants})
         return {
             "database": self.database.to_dict(),
             "clean": self.clean,
@@ -304,7 +347,8 @@ class AccessMap(_MAPPING_BASE):
             "unreachable": list(self.unreachable),
             "unknowns": [u.to_dict() for u in self.unknowns],
             "principals": [p.to_dict() for p in self.principals],
-            "users": [u.to_dict() for u in self._users.values()],
+            "statements": {key: s.to_dict() for s, key in keys.items()},
+            "users": users,
         }
 
     def to_json(self, *, indent: int | None = 2) -> str:
@@ -337,7 +381,7 @@ class AccessMap(_MAPPING_BASE):
                 u.mode.value,
                 name(_who(u)) if u.mode is AuthMode.IAM else "-",
             ]
-            for u in self._users.values()
+            for u in map(self.__getitem__, self._modes)
         ]
         return [
             ("wildcard grants", ["principal", "statement", "conditional"], wildcards),
