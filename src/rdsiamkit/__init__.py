@@ -43,6 +43,7 @@ from rdsiamkit.tls import CABundleInfo, ca_bundle_path, inspect_ca_bundle, refre
 from rdsiamkit.tokens import AsyncTokenProvider, IssuedToken, TokenCache, TokenProvider
 
 if TYPE_CHECKING:
+    from rdsiamkit.access import AccessMap, access_map
     from rdsiamkit.arn import DbUserArn, db_user_arn
     from rdsiamkit.authmode import (
         ApplyResult,
@@ -64,6 +65,7 @@ if TYPE_CHECKING:
 
 # Loaded on first attribute access (PEP 562).
 _LAZY = {
+    "AccessMap": "rdsiamkit.access",
     "ApplyResult": "rdsiamkit.authmode",
     "AuthMode": "rdsiamkit.authmode",
     "AuthModeChange": "rdsiamkit.authmode",
@@ -77,6 +79,7 @@ _LAZY = {
     "RefusalReason": "rdsiamkit.authmode",
     "UserInfo": "rdsiamkit.explore",
     "UserTable": "rdsiamkit.explore",
+    "access_map": "rdsiamkit.access",
     "auth_status": "rdsiamkit.authmode",
     "connect_policy": "rdsiamkit.policy",
     "create_async_pool": "rdsiamkit.pool",
@@ -99,6 +102,7 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "AccessDeniedError",
+    "AccessMap",
     "ApplyResult",
     "AsyncTokenProvider",
     "AuthMode",
@@ -142,6 +146,7 @@ __all__ = [
     "UserTable",
     "VerificationFailedError",
     "__version__",
+    "access_map",
     "auth_status",
     "ca_bundle_path",
     "connect",
