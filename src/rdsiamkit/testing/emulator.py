@@ -17,9 +17,7 @@ authenticates the way RDS does:
 from __future__ import annotations
 
 import atexit
-import base64
 import contextlib
-import hashlib
 import logging
 import os
 import secrets
@@ -32,6 +30,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import attrs
 import psycopg
@@ -49,6 +48,7 @@ from rdsiamkit.testing.credentials import (
     FakeCredentials,
     generate_credentials,
 )
+from rdsiamkit.testing.dns import FakeDns
 from rdsiamkit.testing.pam import PAM_DIR, PamService, build_module, sweep_stale_services
 from rdsiamkit.testing.postgres import (
     BOOTSTRAP_USER,
@@ -60,6 +60,7 @@ from rdsiamkit.testing.postgres import (
     ensure_template,
     server_os_user,
 )
+from rdsiamkit.testing.topology import Topology, default_resource_id, secondary_region_for
 from rdsiamkit.testing.verifier import PROBE_USER, AuthEvent, AuthLog, IamGate, VerifierServer
 
 __all__ = ["RdsIamEmulator"]
@@ -76,12 +77,6 @@ _MAX_SOCKET_DIR = 80  # unix socket paths are limited to 107 bytes
 EMULATOR_DIR_ENV = "RDSIAMKIT_EMULATOR_DIR"
 _RAM_DIR = Path("/dev/shm")  # noqa: S108 - instance dirs in it come from mkdtemp (0700)
 _MIN_RAM_FREE = 512 * 1024 * 1024
-
-
-def _default_resource_id(account_id: str, region: str, cluster_id: str) -> str:
-    """A stable, realistic ``DbClusterResourceId``: ``cluster-`` + 26 upper-case alphanumerics."""
-    digest = hashlib.sha256(f"{account_id}:{region}:{cluster_id}".encode()).digest()
-    return "cluster-" + base64.b32encode(digest).decode()[:26]
 
 
 def _free_port() -> int:
@@ -210,6 +205,8 @@ class RdsIamEmulator:
         resource_id: str | None = None,
         master_user: str = "postgres",
         cache_dir: str | os.PathLike[str] | None = None,
+        secondary_region: str | None = None,
+        global_cluster_id: str | None = None,
     ) -> None:
         suffix = dns_suffix_for_partition(partition_for_region(region))
         self.region = region
@@ -219,7 +216,22 @@ class RdsIamEmulator:
         self.instance_endpoint = f"{cluster_id}-instance-1.{dns_hash}.{region}.rds.{suffix}"
         for host in self.endpoints:
             Endpoint.parse(host)  # cluster id and hash must make real endpoint names
-        self.resource_id = resource_id or _default_resource_id(account_id, region, cluster_id)
+        self.resource_id = resource_id or default_resource_id(account_id, region, cluster_id)
+        #: The global database, shard group and secondary cluster names (see topology.py).
+        self.topology = Topology(
+            account_id=account_id,
+            cluster_id=cluster_id,
+            region=region,
+            secondary_region=secondary_region or secondary_region_for(region),
+            dns_hash=dns_hash,
+            global_cluster_id=global_cluster_id or f"{cluster_id}-global",
+            resource_id=self.resource_id,
+        )
+        self._primary_region = region
+        #: Name records the kit consults in tests (:meth:`resolving`): every endpoint
+        #: resolves to 127.0.0.1, the global writer is a CNAME to the current primary.
+        self.dns = FakeDns()
+        self._reset_dns()
         self.master_user = master_user
         self.master_password = secrets.token_urlsafe(24)
         # Account and resource id must make a valid ARN; IAM checks "prefix + user".
@@ -231,13 +243,18 @@ class RdsIamEmulator:
         self._log = AuthLog()
         self._gate = IamGate(
             region=region,
-            hosts=self.endpoints,
+            hosts=self.all_endpoints,
             port=0,
             registry=self._registry,
             log=self._log,
             arn_prefix=arn_prefix,
             max_token_age=max_token_age,
             max_clock_skew=max_clock_skew,
+            host_regions=self.topology.host_regions(region),
+            arn_prefixes={
+                member: self.db_user_arn("probe", region=member).removesuffix("probe")
+                for member in (region, self.topology.secondary_region)
+            },
         )
         self._lock = threading.RLock()
         self._running: _Running | None = None
@@ -251,12 +268,95 @@ class RdsIamEmulator:
         """Writer, reader and instance endpoint names, all in the server certificate."""
         return (self.endpoint, self.reader_endpoint, self.instance_endpoint)
 
-    def db_user_arn(self, user: str) -> str:
-        """``arn:aws:rds-db:REGION:ACCOUNT:dbuser:RESOURCE_ID/USER`` for ``user``."""
+    @property
+    def global_endpoint(self) -> str:
+        """The Aurora Global Database writer endpoint: no region in the name; tokens are
+        accepted when signed for :attr:`primary_region`."""
+        return self.topology.global_endpoint
+
+    @property
+    def shard_group_endpoint(self) -> str:
+        """An Aurora Limitless shard group endpoint in :attr:`region`."""
+        return self.topology.shard_group_endpoint
+
+    @property
+    def secondary_endpoint(self) -> str:
+        """The secondary cluster's writer endpoint, in ``topology.secondary_region``."""
+        return self.topology.secondary_endpoint
+
+    @property
+    def all_endpoints(self) -> tuple[str, ...]:
+        """Every name the server certificate holds and tokens may be signed for."""
+        return self.endpoints + self.topology.extra_endpoints()
+
+    @property
+    def primary_region(self) -> str:
+        """The region of the global database's current primary cluster."""
+        return self._primary_region
+
+    def switch_primary(self, region: str | None = None) -> str:
+        """Switch the global database over to ``region`` (default: the other one).
+
+        From the next login on, the global writer accepts only tokens signed for the
+        new primary's region (its ARN too), and :attr:`dns` points it there.  Returns
+        the new primary region.
+        """
+        with self._lock:
+            if region is None:
+                topology = self.topology
+                region = (
+                    topology.secondary_region
+                    if self._primary_region == topology.region
+                    else topology.region
+                )
+            self._gate.host_regions = self.topology.host_regions(region)
+            self._primary_region = region
+            self.dns.add_cname(self.global_endpoint, self.topology.cluster_endpoint(region))
+        logger.info("global database switched over: primary now in %s", region)
+        return region
+
+    def describe_global_clusters(self) -> dict[str, Any]:
+        """What ``rds:DescribeGlobalClusters`` answers now (for botocore's Stubber)."""
+        return self.topology.describe_global_clusters(self._primary_region)
+
+    def add_custom_domain(self, name: str, target: str | None = None) -> str:
+        """Make ``name`` a CNAME in :attr:`dns` to ``target`` (default: the writer endpoint).
+
+        A ``target`` that :attr:`dns` does not know yet (``ec2-....amazonaws.com``)
+        gets the emulator's address.  The server certificate never names ``name``,
+        as RDS's does not.  Returns ``name``.
+        """
+        target = target or self.endpoint
+        try:
+            self.dns(target)
+        except OSError:
+            self.dns.add_address(target, HOSTADDR)
+        self.dns.add_cname(name, target)
+        return name
+
+    def resolving(self) -> contextlib.AbstractContextManager[FakeDns]:
+        """A context manager in which the kit resolves names with :attr:`dns`."""
+        return self.dns.installed()
+
+    def _reset_dns(self) -> None:
+        self.dns.clear()
+        for name in (*self.endpoints, self.secondary_endpoint, self.shard_group_endpoint):
+            self.dns.add_address(name, HOSTADDR)
+        target = self.topology.cluster_endpoint(self._primary_region)
+        self.dns.add_cname(self.global_endpoint, target)
+
+    def db_user_arn(self, user: str, *, region: str | None = None) -> str:
+        """``arn:aws:rds-db:REGION:ACCOUNT:dbuser:RESOURCE_ID/USER`` for ``user``.
+
+        ``region`` picks a member cluster of the global database (each has its own
+        resource id); default: :attr:`region`'s cluster.
+        """
+        region = region or self.region
         return db_user_arn(
-            region=self.region,
+            partition=self.topology.partition,
+            region=region,
             account_id=self.account_id,
-            resource_id=self.resource_id,
+            resource_id=self.topology.member_resource_id(region),
             db_user=user,
         )
 
@@ -337,7 +437,7 @@ class RdsIamEmulator:
         cleanup.callback(shutil.rmtree, base, ignore_errors=True)
         (base / _OWNER_FILE).write_text(str(os.getpid()), encoding="utf-8")
         copy_template(template, base / "data", owner)
-        tls = write_tls_files(base, self.endpoints, owner=owner)
+        tls = write_tls_files(base, self.all_endpoints, owner=owner)
         shutil.copyfile(module, base / "pam_rdsiamkit.so")
         if owner is not None:
             os.chown(base, *owner)
@@ -639,7 +739,12 @@ class RdsIamEmulator:
         self._log.clear()
 
     def reset(self) -> None:
-        """Restore the knobs (token age, skew, rate limit, per-key policies); clear events."""
+        """Restore the knobs (token age, skew, rate limit, per-key policies, the global
+        database's primary, :attr:`dns`); clear events."""
+        with self._lock:
+            self._primary_region = self.region
+            self._gate.host_regions = self.topology.host_regions(self.region)
+            self._reset_dns()
         max_token_age, max_clock_skew = self._defaults
         self._gate.max_token_age = max_token_age
         self._gate.max_clock_skew = max_clock_skew

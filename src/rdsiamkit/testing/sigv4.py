@@ -276,10 +276,18 @@ _Problem = tuple[AuthFailureReason, str]
 
 
 def _claim_problem(
-    parsed: ParsedToken, *, user: str, region: str, hosts: Collection[str], port: int
+    parsed: ParsedToken,
+    *,
+    user: str,
+    region: str,
+    hosts: Collection[str],
+    port: int,
+    regions: Mapping[str, str] | None = None,
 ) -> _Problem | None:
     """What is wrong with what the token claims (no secret needed to tell)."""
     params = parsed.params
+    if regions:
+        region = regions.get(parsed.host, region)
     date, token_region, service, terminator = parsed.scope
     malformed = AuthFailureReason.MALFORMED
     checks = (
@@ -362,8 +370,12 @@ def verify_token(
     now: float | None = None,
     max_token_age: float = float(MAX_EXPIRES),
     max_clock_skew: float = 300.0,
+    regions: Mapping[str, str] | None = None,
 ) -> Verdict:
     """Decide whether ``token`` lets ``user`` log in to ``hosts`` on ``port`` in ``region``.
+
+    ``regions`` maps a (lower-case) host to the region its tokens must be signed
+    for instead of ``region``: a global writer's is its current primary's.
 
     ``lookup`` maps an access key id to its secret (``None``: unknown key).
     A token is valid from ``X-Amz-Date - max_clock_skew`` until
@@ -376,7 +388,7 @@ def verify_token(
     except TokenFormatError as err:
         return Verdict(AuthFailureReason.MALFORMED, str(err))
     problem = (
-        _claim_problem(parsed, user=user, region=region, hosts=hosts, port=port)
+        _claim_problem(parsed, user=user, region=region, hosts=hosts, port=port, regions=regions)
         or _credential_problem(parsed, lookup)
         or _clock_problem(
             parsed,

@@ -23,7 +23,7 @@ import struct
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import IO
 
@@ -178,9 +178,18 @@ class IamGate:
         max_token_age: float,
         max_clock_skew: float,
         rate_clock: Callable[[], float] = time.monotonic,
+        host_regions: Mapping[str, str] | None = None,
+        arn_prefixes: Mapping[str, str] | None = None,
     ) -> None:
         self.region = region
         self.hosts = frozenset(h.lower() for h in hosts)
+        #: Hosts whose tokens must be signed for another region than :attr:`region`
+        #: (another region's cluster, a global writer's current primary).  Replaced
+        #: whole, never mutated, so a login in flight sees one consistent map.
+        self.host_regions: Mapping[str, str] = dict(host_regions or {})
+        #: ``arn:…:dbuser:RESOURCE_ID/`` per signing region (each member cluster of a
+        #: global database has its own resource id); ``arn_prefix`` for the others.
+        self.arn_prefixes: Mapping[str, str] = dict(arn_prefixes or {})
         #: The port tokens must be signed for; the emulator sets it before serving.
         self.port = port
         self.registry = registry
@@ -258,10 +267,12 @@ class IamGate:
                 now=now,
                 max_token_age=self._max_token_age,
                 max_clock_skew=self._max_clock_skew,
+                regions=self.host_regions,
             )
             outcome, detail = verdict.outcome, verdict.detail
             if verdict.ok and verdict.access_key_id is not None:
-                arn = self._arn_prefix + user
+                signed_for = self.host_regions.get(verdict.host or "", self.region)
+                arn = self.arn_prefixes.get(signed_for, self._arn_prefix) + user
                 if not views[verdict.access_key_id].allows(arn):
                     outcome = AuthFailureReason.NOT_AUTHORIZED
                     detail = f"no policy of the key allows rds-db:connect on {arn!r}"
