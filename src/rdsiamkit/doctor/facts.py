@@ -17,7 +17,7 @@ import attrs
 from rdsiamkit.authmode import AuthMode
 
 # The connection spec (``target`` fact), imported here only: one line to follow its rename.
-from rdsiamkit.connection import Target
+from rdsiamkit.connection import ConnectSpec as Target
 
 if TYPE_CHECKING:
     import psycopg
