@@ -275,9 +275,17 @@ def _full_bundle(partition: str, cache_dir: Path | None) -> tuple[Path, bytes | 
         return refreshed
     if partition == "aws":
         return _bundled_path(), None
+    how = f"run `rdsiamkit ca update --partition {partition}` or pass sslrootcert="
+    if partition not in TRUSTSTORE_URLS:
+        # The ISO partitions publish their bundles only inside the partition.
+        how = (
+            "its bundle is not published on the internet: get it from the partition's own "
+            "distribution point and pass sslrootcert=, or install it with `rdsiamkit ca "
+            f"update --partition {partition} --url <URL inside the partition>`"
+        )
     raise CABundleError(
-        f"no RDS CA bundle for partition {partition!r}: the vendored bundle covers 'aws' only; "
-        f"run `rdsiamkit ca update --partition {partition}` or pass sslrootcert="
+        f"no RDS CA bundle for partition {partition!r}: the vendored bundle covers 'aws' "
+        f"only, and a commercial CA never verifies another partition's servers; {how}"
     )
 
 
@@ -307,16 +315,7 @@ def _store(folder: Path, name: str, content: bytes) -> Path:
         log.info("rewriting %s: it does not hold the region's certificates", target)
     except FileNotFoundError:
         pass
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".regional-")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(content)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    _write_atomically(target, content, prefix=".regional-")
     return target
 
 
@@ -618,8 +617,9 @@ def _urlopen(url: str, timeout: float) -> bytes:
     return data
 
 
-def _write_atomically(target: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".bundle-")
+def _write_atomically(target: Path, data: bytes, *, prefix: str = ".bundle-") -> None:
+    """Write ``data`` to ``target`` through a temporary file in the same folder (mode 0644)."""
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=prefix)
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(data)
