@@ -10,6 +10,11 @@ step() { echo "==> $*"; "$@" || status=1; }
 step .venv/bin/ruff check .
 step .venv/bin/ruff format --check .
 step .venv/bin/mypy --strict src
-if [ -f mkdocs.yml ]; then step .venv/bin/mkdocs build --strict --quiet --site-dir "$(mktemp -d)"; fi
+if [ -f mkdocs.yml ]; then
+    # The site goes to a temp dir that is removed however the script ends.
+    site_dir=$(mktemp -d)
+    trap 'rm -rf "$site_dir"' EXIT
+    step .venv/bin/mkdocs build --strict --quiet --site-dir "$site_dir"
+fi
 step .venv/bin/python -m pytest -p no:cacheprovider "$@"
 exit $status

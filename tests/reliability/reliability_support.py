@@ -14,8 +14,10 @@ import attrs
 
 from rdsiamkit.testing import RdsIamEmulator
 
-#: Where the soak and throttle tests leave their figures (the benchmarks table reads them).
-RESULTS_DIR = Path(os.environ.get("RDSIAMKIT_RELIABILITY_RESULTS", "/tmp/rdsiamkit-reliability"))
+#: Where the soak and throttle tests leave their figures (the benchmarks table reads them):
+#: the project's own ignored ``build/`` folder, never a fixed path in the system temp dir.
+DEFAULT_RESULTS_DIR = Path(__file__).resolve().parents[2] / "build" / "reliability"
+RESULTS_DIR = Path(os.environ.get("RDSIAMKIT_RELIABILITY_RESULTS", str(DEFAULT_RESULTS_DIR)))
 
 
 def kit_options(emu: RdsIamEmulator, user: str) -> dict[str, Any]:

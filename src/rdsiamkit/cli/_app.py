@@ -65,7 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 os.dup2(devnull, sys.stdout.fileno())
             finally:
                 os.close(devnull)
-        return ExitCode.FAILED
+        # `rdsiamkit ... | head` is a normal way to read the start of a listing: success.
+        return ExitCode.OK
     except (RdsIamError, psycopg.Error) as err:
         code = exit_code_for(err)
         # The library's message speaks Python (verify=True); say it in this CLI's flags.
