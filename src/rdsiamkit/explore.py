@@ -9,18 +9,19 @@ resource id, engine version) when credentials are at hand.
 Results print as text, render as HTML tables in Jupyter (``_repr_html_``,
 at most :data:`HTML_MAX_ROWS` roles), turn into plain dicts (``to_dicts()``)
 and into a DataFrame (``to_pandas()``, when pandas is installed:
-``pip install rdsiamkit[pandas]``).  The text table shows a name that is not
-printable (a newline, an escape sequence) in its ``repr()`` form, so a role
-name cannot forge lines in a terminal; dicts and DataFrames keep the real name.
+``pip install rdsiamkit[pandas]``).  Text and HTML tables show a name that is
+not printable (a newline, an escape sequence) in its ``repr()`` form, so a role
+name cannot forge lines in a terminal nor hide in a notebook; dicts and
+DataFrames keep the real name.  ``repr()`` is short (the headline and the first
+rows, like pandas); ``str()`` is the whole table.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import html
 import importlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, KeysView, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, TypeVar, overload
 
@@ -28,9 +29,10 @@ import attrs
 import psycopg
 from psycopg.rows import tuple_row
 
+from rdsiamkit._render import REPR_ROWS, cell, ljust, more, text_table
+from rdsiamkit._render import html_table as _html_table
 from rdsiamkit.errors import ConfigurationError, RdsIamError
 from rdsiamkit.roles._catalog import RoleState, via_roles
-from rdsiamkit.roles._text import printable
 from rdsiamkit.roles.inventory import list_states
 from rdsiamkit.roles.models import AuthMode, role_facts
 
@@ -187,18 +189,17 @@ _COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
-def _cells(user: UserInfo, *, text: bool) -> list[str]:
-    """The table cells of ``user``; ``text``: names not printable as their ``repr()``."""
+def _cells(user: UserInfo) -> list[str]:
+    """The table cells of ``user``, names not printable as their ``repr()`` (text and HTML)."""
     row = user.to_dict()
     out = []
     for _, key in _COLUMNS:
         if key == "name":
-            out.append(printable(user.name) if text else user.name)
+            out.append(cell(user.name))
         elif key == "mode":
             out.append(user.mode.value if user.can_login else _NO_LOGIN)
         elif key == "iam_path":
-            via = [printable(v) for v in user.via] if text else user.via
-            out.append(_iam_path(user.direct, via) or "-")
+            out.append(_iam_path(user.direct, [cell(v) for v in user.via]) or "-")
         elif key == "admin":
             out.append(", ".join(user.admin_flags) or "-")
         elif key == "connection_limit":
@@ -211,42 +212,10 @@ def _cells(user: UserInfo, *, text: bool) -> list[str]:
     return out
 
 
-def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A plain-text table with aligned columns (no trailing blanks)."""
-    widths = [len(h) for h in headers]
-    for row in rows:
-        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
-
-    return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, rows)])
-
-
-def html_table(
-    headers: Sequence[str],
-    rows: Sequence[Sequence[str]],
-    *,
-    caption: str,
-    footer: str | None = None,
-) -> str:
-    """An escaped HTML table: role names may hold ``<``, ``&`` or quotes.
-
-    ``footer``: one more row, across every column, after the body (``<tfoot>``).
-    """
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows
-    )
-    foot = (
-        ""
-        if footer is None
-        else f'<tfoot><tr><td colspan="{len(headers)}">{html.escape(footer)}</td></tr></tfoot>'
-    )
-    return (
-        f"<table><caption>{html.escape(caption)}</caption>"
-        f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody>{foot}</table>"
-    )
+#: The tables of :mod:`rdsiamkit._render` (text aligned by display width), under the names
+#: the doctor's and the access map's renderers import from here.
+render_table = text_table
+html_table = _html_table
 
 
 def _import_pandas() -> ModuleType:
@@ -273,14 +242,25 @@ _PANDAS_DTYPES = {
 }
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class UserTable(Sequence[UserInfo]):
-    """The roles of a cluster with their auth modes; a sequence of :class:`UserInfo`.
+    """The roles of a cluster with their auth modes: rows, and a read-only mapping by name.
 
-    ``table[i]`` is a :class:`UserInfo`, ``table[i:j]`` a :class:`UserTable`.
+    As a sequence (what iteration yields): ``table[i]`` is a :class:`UserInfo`,
+    ``table[i:j]`` a :class:`UserTable`, ``for user in table`` walks the rows,
+    ``len(table)`` counts them.  By name, like a read-only mapping:
+    ``"postgres" in table``, ``table["postgres"]`` (:class:`KeyError` when not
+    listed), ``table.get(name)``, ``keys()`` (the names, in row order),
+    ``values()`` and ``items()``.  It is not a :class:`~collections.abc.Mapping`
+    (whose iteration would yield names): iterating stays over rows, as a
+    listing's should.
     """
 
     users: tuple[UserInfo, ...]
+    _by_name: dict[str, UserInfo] = attrs.field(init=False, eq=False, hash=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "_by_name", {u.name: u for u in self.users})
 
     def __len__(self) -> int:
         return len(self.users)
@@ -288,20 +268,47 @@ class UserTable(Sequence[UserInfo]):
     def __iter__(self) -> Iterator[UserInfo]:
         return iter(self.users)
 
+    def __contains__(self, item: object) -> bool:
+        """A role name (``"postgres" in table``) or a :class:`UserInfo` row."""
+        if isinstance(item, str):
+            return item in self._by_name
+        return item in self.users
+
     @overload
     def __getitem__(self, index: int) -> UserInfo: ...
 
     @overload
     def __getitem__(self, index: slice) -> UserTable: ...
 
-    def __getitem__(self, index: int | slice) -> UserInfo | UserTable:
+    @overload
+    def __getitem__(self, index: str) -> UserInfo: ...
+
+    def __getitem__(self, index: int | slice | str) -> UserInfo | UserTable:
+        """Row ``index`` (an int), rows (a slice), or the role named ``index`` (a str)."""
+        if isinstance(index, str):
+            try:
+                return self._by_name[index]
+            except KeyError:
+                raise KeyError(index) from None
         if isinstance(index, slice):
-            return attrs.evolve(self, users=self.users[index])
+            return UserTable(self.users[index])
         return self.users[index]
 
-    def get(self, name: str) -> UserInfo | None:
-        """The role called ``name``, if listed."""
-        return next((u for u in self.users if u.name == name), None)
+    def get(self, name: str, default: UserInfo | None = None) -> UserInfo | None:
+        """The role called ``name``, if listed, else ``default``."""
+        return self._by_name.get(name, default)
+
+    def keys(self) -> KeysView[str]:
+        """The role names, in row order."""
+        return self._by_name.keys()
+
+    def values(self) -> tuple[UserInfo, ...]:
+        """The rows, as iteration yields them."""
+        return self.users
+
+    def items(self) -> list[tuple[str, UserInfo]]:
+        """``(name, row)`` pairs, in row order."""
+        return [(u.name, u) for u in self.users]
 
     def counts(self) -> dict[AuthMode, int]:
         """How many roles that can log in use each mode (see :meth:`nologin_count`)."""
@@ -361,18 +368,29 @@ class UserTable(Sequence[UserInfo]):
     def __str__(self) -> str:
         """The headline and an aligned table of every role (odd names ``repr()``-escaped)."""
         headers = [h for h, _ in _COLUMNS]
-        rows = [_cells(u, text=True) for u in self.users]
-        return self.headline() + "\n" + render_table(headers, rows)
+        return self.headline() + "\n" + text_table(headers, [_cells(u) for u in self.users])
+
+    def __repr__(self) -> str:
+        """Short, like pandas: the headline and the first :data:`REPR_ROWS` roles."""
+        headers = [h for h, _ in _COLUMNS]
+        shown = self.users[:REPR_ROWS]
+        lines = [f"UserTable({self.headline()})"]
+        if shown:
+            lines.append(text_table(headers, [_cells(u) for u in shown]))
+        left = more(len(self.users), len(shown), "role")
+        if left:
+            lines.append(left + "; str() shows all, to_pandas() or to_dicts() for data")
+        return "\n".join(lines)
 
     def _repr_html_(self) -> str:
         """The headline and the first :data:`HTML_MAX_ROWS` roles, as an escaped table."""
         headers = [h for h, _ in _COLUMNS]
         shown = self.users[: max(HTML_MAX_ROWS, 0)]
-        more = len(self.users) - len(shown)
-        roles = "role" if more == 1 else "roles"
-        footer = f"… and {more} more {roles}; use to_pandas() or to_dicts() for all"
-        rows = [_cells(u, text=False) for u in shown]
-        return html_table(headers, rows, caption=self.headline(), footer=footer if more else None)
+        left = len(self.users) - len(shown)
+        roles = "role" if left == 1 else "roles"
+        footer = f"… and {left} more {roles}; use to_pandas() or to_dicts() for all"
+        rows = [_cells(u) for u in shown]
+        return html_table(headers, rows, caption=self.headline(), footer=footer if left else None)
 
 
 def list_users(conn: psycopg.Connection[_R], *, include_nologin: bool = False) -> UserTable:
@@ -394,7 +412,7 @@ def list_users(conn: psycopg.Connection[_R], *, include_nologin: bool = False) -
     return table
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class ClusterSummary:
     """The database's view and, when AWS could be asked, the AWS view of one cluster."""
 
@@ -477,13 +495,20 @@ class ClusterSummary:
 
     def __str__(self) -> str:
         """The facts, one per line (odd values ``repr()``-escaped), then the users' table."""
+        return self._facts_text() + "\n\n" + str(self.users)
+
+    def _facts_text(self) -> str:
         facts = self._facts()
         width = max(len(k) for k, _ in facts)
-        lines = [f"{k.ljust(width)}  {printable(v)}" for k, v in facts]
-        return "\n".join(lines) + "\n\n" + str(self.users)
+        return "\n".join(f"{ljust(k, width)}  {cell(v)}" for k, v in facts)
+
+    def __repr__(self) -> str:
+        """Short: the facts and the users' short ``repr()`` (``str()`` lists every role)."""
+        return f"ClusterSummary\n{self._facts_text()}\n\n{self.users!r}"
 
     def _repr_html_(self) -> str:
-        facts = html_table(["", ""], self._facts(), caption=f"{self.host}:{self.port}")
+        rows = [(k, cell(v)) for k, v in self._facts()]
+        facts = html_table(["", ""], rows, caption=f"{self.host}:{self.port}")
         return facts + self.users._repr_html_()
 
 

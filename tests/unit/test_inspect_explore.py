@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+from html import escape as html_escape
 
 import attrs
 import psycopg
@@ -217,7 +218,9 @@ def test_text_table_escapes_unprintable_names() -> None:
     assert "via 'g\\rrp'" in lines[5] and lines[6].startswith("bob ")
     assert [r["name"] for r in table.to_dicts()] == [forged, clear, "m", "bob"]
     assert table.to_dicts()[2]["iam_path"] == "via g\rrp"
-    assert f"<td>{forged}</td>" in table._repr_html_()
+    # HTML escapes them the same way as text: the repr(), then HTML-escaped.
+    assert f"<td>{html_escape(repr(forged))}</td>" in table._repr_html_()
+    assert "\x1b" not in table._repr_html_() and "\r" not in table._repr_html_()
     summary = str(attrs.evolve(summary_of(table), current_user="a\nb"))
     assert "(as a\nb)" not in summary and "a\\nb" in summary
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
+from rdsiamkit._render import REPR_ROWS, cell, html_table, more
 from rdsiamkit.errors import ConfigurationError
 from rdsiamkit.roles._catalog import KERBEROS_ROLE, RoleState, via_roles
 from rdsiamkit.roles._text import ident, printable, yes
@@ -109,7 +110,7 @@ def role_facts(state: RoleState) -> dict[str, Any]:
     }
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class AuthStatus:
     """One user's login, as a switch decides on it: what :func:`auth_status` returns.
 
@@ -190,8 +191,37 @@ class AuthStatus:
         lines.extend(f"  conflict: {c}" for c in self.conflicts)
         return "\n".join(lines)
 
+    def __repr__(self) -> str:
+        via = f", via={list(self.via)!r}" if self.via else ""
+        return (
+            f"AuthStatus(user={self.user!r}, mode={self.mode.value}{via}, "
+            f"can_login={self.can_login}, is_admin={self.is_admin})"
+        )
 
-@attrs.frozen
+    def _facts(self) -> list[tuple[str, str]]:
+        limit = "unlimited" if self.connection_limit is None else str(self.connection_limit)
+        until = "never" if self.valid_until is None else self.valid_until.isoformat()
+        facts = [
+            ("mode", self.mode.value),
+            ("granted rds_iam directly", yes(self.direct)),
+            ("through", ", ".join(map(cell, self.via)) or "-"),
+            *(("path", " -> ".join(map(cell, p))) for p in self.paths),
+            ("can log in", yes(self.can_login)),
+            ("superuser", yes(self.is_superuser)),
+            ("admin", yes(self.is_admin)),
+            ("this session's user", yes(self.is_session_user)),
+            ("connection limit", limit),
+            ("password valid until", until),
+        ]
+        facts.extend(("conflict", cell(c)) for c in self.conflicts)
+        return facts
+
+    def _repr_html_(self) -> str:
+        """A two-column table of the facts (escaped)."""
+        return html_table(["", ""], self._facts(), caption=cell(self.user))
+
+
+@attrs.frozen(repr=False)
 class AuthModeChange:
     """What :func:`set_auth_mode` did (or, with ``dry_run``, would do)."""
 
@@ -211,6 +241,26 @@ class AuthModeChange:
 
     def __str__(self) -> str:
         return self.message
+
+    def __repr__(self) -> str:
+        return (
+            f"AuthModeChange(user={self.user!r}, {self.before.value} -> {self.after.value}, "
+            f"changed={self.changed}, verified={self.verified}, dry_run={self.dry_run})"
+        )
+
+    def _repr_html_(self) -> str:
+        """A two-column table: the switch, its flags and the statements (escaped)."""
+        rows = [
+            ("before", self.before.value),
+            ("after", self.after.value),
+            ("changed" if not self.dry_run else "would change", yes(self.changed)),
+            ("verified", yes(self.verified)),
+            ("password set", yes(self.password_set)),
+            ("dry run", yes(self.dry_run)),
+            *(("statement", cell(st)) for st in self.statements),
+            ("message", cell(self.message)),
+        ]
+        return html_table(["", ""], rows, caption=cell(self.user))
 
 
 @attrs.frozen
@@ -248,7 +298,7 @@ class Refusal:
     detail: str
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class ApplyResult:
     """What :meth:`AuthModePlan.apply` changed."""
 
@@ -263,8 +313,32 @@ class ApplyResult:
             f"in {self.batches} batch(es), {self.elapsed:.3f} s"
         )
 
+    def __repr__(self) -> str:
+        """Counts, not the (maybe thousands of) names: ``granted`` and ``revoked`` hold them."""
+        return (
+            f"ApplyResult(granted={len(self.granted)}, revoked={len(self.revoked)}, "
+            f"batches={self.batches}, elapsed={self.elapsed:.3f}s)"
+        )
 
-@attrs.frozen
+    def _repr_html_(self) -> str:
+        """Counts, and the first roles granted and revoked (escaped)."""
+        rows = [
+            ("granted rds_iam", str(len(self.granted)), _first(self.granted)),
+            ("revoked rds_iam", str(len(self.revoked)), _first(self.revoked)),
+            ("batches", str(self.batches), ""),
+            ("elapsed", f"{self.elapsed:.3f} s", ""),
+        ]
+        return html_table(["", "count", "roles"], rows, caption="applied auth mode plan")
+
+
+def _first(names: tuple[str, ...], shown: int = REPR_ROWS) -> str:
+    """The first ``shown`` names (escaped for text), then how many more."""
+    text = ", ".join(cell(n) for n in names[:shown])
+    left = more(len(names), min(len(names), shown), "role")
+    return f"{text} {left}".strip()
+
+
+@attrs.frozen(repr=False)
 class AuthModePlan:
     """What switching many roles would do; read it (``str()``), then :meth:`apply` it."""
 
@@ -282,21 +356,68 @@ class AuthModePlan:
         """Roles to switch to PASSWORD."""
         return tuple(c.user for c in self.changes if c.after is AuthMode.PASSWORD)
 
-    def __str__(self) -> str:
-        lines = [
+    def headline(self) -> str:
+        """``auth mode plan: G to IAM (GRANT rds_iam), R to PASSWORD ..., F refused``."""
+        return (
             f"auth mode plan: {len(self.to_grant)} to IAM (GRANT rds_iam), "
             f"{len(self.to_revoke)} to PASSWORD (REVOKE rds_iam), "
             f"{len(self.unchanged)} unchanged, {len(self.refused)} refused"
-        ]
-        lines.extend(
-            f"  {c.statement:<7} {printable(c.user)}: {c.before} -> {c.after}" for c in self.changes
         )
+
+    def _lines(self) -> list[str]:
+        """One line per role: changes, then unchanged, then refusals."""
+        lines = [
+            f"  {c.statement:<7} {printable(c.user)}: {c.before} -> {c.after}" for c in self.changes
+        ]
         lines.extend(f"  same    {printable(u.user)}: {u.mode}" for u in self.unchanged)
         lines.extend(
             f"  REFUSED {printable(r.user)} -> {r.wanted} ({r.reason.value}): {r.detail}"
             for r in self.refused
         )
-        return "\n".join(lines)
+        return lines
+
+    def __str__(self) -> str:
+        return "\n".join([self.headline(), *self._lines()])
+
+    def summary(self, *, rows: int = REPR_ROWS) -> str:
+        """The headline, refusals counted by reason, and the first ``rows`` lines of the plan."""
+        out = [self.headline()]
+        reasons: dict[str, int] = {}
+        for r in self.refused:
+            reasons[r.reason.value] = reasons.get(r.reason.value, 0) + 1
+        if reasons:
+            counted = ", ".join(f"{n} {why}" for why, n in sorted(reasons.items()))
+            out.append(f"refused by reason: {counted}")
+        lines = self._lines()
+        out.extend(lines[: max(rows, 0)])
+        left = more(len(lines), min(len(lines), max(rows, 0)), "role")
+        if left:
+            out.append(f"  {left}")
+        return "\n".join(out)
+
+    def __repr__(self) -> str:
+        """Short, like pandas: :meth:`summary` (``str()`` lists every role)."""
+        return f"AuthModePlan\n{self.summary()}"
+
+    def _repr_html_(self) -> str:
+        """An escaped table of the first ``HTML_MAX_ROWS`` roles, the rest counted."""
+        from rdsiamkit.explore import HTML_MAX_ROWS  # noqa: PLC0415  (explore imports models)
+
+        dicts = self.to_dicts()
+        rows = [
+            [cell(d["user"] or ""), d["action"] or "", d["before"] or "-", d["after"] or ""]
+            for d in dicts
+        ]
+        for row, d in zip(rows, dicts, strict=True):
+            row.extend([d["reason"] or "", cell(d["detail"] or "")])
+        shown = rows[: max(HTML_MAX_ROWS, 0)]
+        footer = more(len(rows), len(shown), "role")
+        return html_table(
+            ["user", "action", "before", "after", "reason", "detail"],
+            shown,
+            caption=self.headline(),
+            footer=f"{footer}; use to_dicts() for all" if footer else None,
+        )
 
     def to_dicts(self) -> list[dict[str, str | None]]:
         """One plain dict per role, for JSON or a table."""
