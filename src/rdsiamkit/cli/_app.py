@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 
 import psycopg
 
-from rdsiamkit.cli import admin, ca, demo, doctor, iam, token_connect
+from rdsiamkit.cli import admin, ca, demo, discover, doctor, iam, token_connect
 from rdsiamkit.cli._common import ExitCode, exit_code_for
 from rdsiamkit.cli._messages import to_cli
 from rdsiamkit.cli._proc import Terminated
@@ -22,6 +22,7 @@ COMMANDS = (
     *token_connect.COMMANDS,
     *admin.COMMANDS,
     *iam.COMMANDS,
+    *discover.COMMANDS,
     *doctor.COMMANDS,
     *ca.COMMANDS,
     *demo.COMMANDS,

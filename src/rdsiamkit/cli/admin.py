@@ -183,6 +183,11 @@ def _configure_plan(parser: argparse.ArgumentParser) -> None:
         help="with --apply, switch the others even if some users are refused",
     )
     parser.add_argument("--batch-size", type=int, default=500, help="roles per round trip")
+    parser.add_argument(
+        "--summary",
+        action="store_true",
+        help="counts by change and refusal reason, and the first rows only (for large plans)",
+    )
     add_admin(parser)
     add_json(parser)
 
@@ -219,16 +224,20 @@ def _run_plan(args: argparse.Namespace) -> int:
             stderr = getattr(args, "stderr", None) or sys.stderr
             result = plan.apply(conn, batch_size=args.batch_size, progress=Progress(stderr))
     if args.json:
+        rows = plan.to_dicts()
+        shown: dict[str, object] = {"changes": rows}
+        if args.summary:
+            shown = {"counts": _plan_counts(plan), "first": rows[:SUMMARY_ROWS]}
         print_json(
             args,
             {
                 "applied": result is not None,
-                "changes": plan.to_dicts(),
+                **shown,
                 "result": None if result is None else attrs.asdict(result),
             },
         )
     else:
-        say(args, plan)
+        say(args, plan.summary(rows=SUMMARY_ROWS) if args.summary else plan)
         if result is not None:
             say(args, result)
         elif args.apply:
@@ -242,6 +251,24 @@ def _run_plan(args: argparse.Namespace) -> int:
     if plan.refused and (refused_block or not args.apply):
         return ExitCode.REFUSED
     return ExitCode.OK
+
+
+#: Rows `plan --summary` shows after the counts.
+SUMMARY_ROWS = 10
+
+
+def _plan_counts(plan: Any) -> dict[str, object]:
+    """``plan --summary --json``: how many roles per change, and refusals by reason."""
+    reasons: dict[str, int] = {}
+    for refusal in plan.refused:
+        reasons[refusal.reason.value] = reasons.get(refusal.reason.value, 0) + 1
+    return {
+        "grant": len(plan.to_grant),
+        "revoke": len(plan.to_revoke),
+        "unchanged": len(plan.unchanged),
+        "refused": len(plan.refused),
+        "refused_by_reason": dict(sorted(reasons.items())),
+    }
 
 
 COMMANDS = (
