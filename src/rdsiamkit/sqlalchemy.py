@@ -63,9 +63,11 @@ __all__ = ["RdsIamPlugin", "create_async_engine", "create_engine"]
 
 log = logging.getLogger("rdsiamkit.sqlalchemy")
 
-#: The one driver these engines speak: the kit's connections are psycopg 3 connections.
+#: The default driver: a bare ``postgresql://`` URL means psycopg 3.
 DRIVERNAME = "postgresql+psycopg"
-_PSYCOPG_DRIVERS = frozenset({"psycopg", "psycopg_async"})
+#: The drivers these engines speak (psycopg2 and asyncpg through their kit modules).
+_DRIVERS = frozenset({"psycopg", "psycopg_async", "psycopg2", "asyncpg"})
+_ASYNC_DRIVERS = frozenset({"psycopg_async", "asyncpg"})
 #: Query options of the URL that configure the kit, not libpq.
 URL_OPTIONS = ("region", "profile", "token_host", "token_port")
 # Options of rdsiamkit.connect() that must not hide in connect_args.
@@ -96,10 +98,11 @@ def _split_url(url: str | URL) -> tuple[URL, dict[str, str]]:
     except sqlalchemy.exc.ArgumentError as err:
         raise ConfigurationError(f"not a SQLAlchemy URL: {err}") from err
     backend, _, driver = parsed.drivername.partition("+")
-    if backend not in {"postgresql", "postgres"} or (driver and driver not in _PSYCOPG_DRIVERS):
+    if backend not in {"postgresql", "postgres"} or (driver and driver not in _DRIVERS):
         raise ConfigurationError(
-            f"rdsiamkit's SQLAlchemy engines use psycopg 3; the URL names {parsed.drivername!r}, "
-            f"use {DRIVERNAME}://user@host:port/dbname"
+            "rdsiamkit's SQLAlchemy engines use psycopg 3, psycopg2 or asyncpg; the URL names "
+            f"{parsed.drivername!r}, use {DRIVERNAME}://user@host:port/dbname "
+            "(or postgresql+psycopg2://, postgresql+asyncpg://)"
         )
     if parsed.password is not None:
         raise ConfigurationError(
@@ -171,13 +174,47 @@ def _async_connector(options: Mapping[str, Any]) -> Connector:
     return do_connect
 
 
+def _psycopg2_connector(options: Mapping[str, Any]) -> Connector:
+    from rdsiamkit import psycopg2 as kit_psycopg2  # noqa: PLC0415 - an optional extra
+
+    def do_connect(
+        dialect: Dialect,
+        record: ConnectionPoolEntry | None,
+        cargs: list[Any],
+        cparams: dict[str, Any],
+    ) -> Any:
+        return kit_psycopg2.connect(*cargs, **{**cparams, **options})
+
+    return do_connect
+
+
+def _asyncpg_connector(options: Mapping[str, Any]) -> Connector:
+    from rdsiamkit import asyncpg as kit_asyncpg  # noqa: PLC0415 - an optional extra
+
+    def do_connect(
+        dialect: Dialect,
+        record: ConnectionPoolEntry | None,
+        cargs: list[Any],
+        cparams: dict[str, Any],
+    ) -> DBAPIConnection:
+        # As for psycopg_async: the asyncpg dialect awaits `async_creator_fn(**cparams)`
+        # (user, database, host, port and the URL query) and adapts the connection.
+        creator = functools.partial(kit_asyncpg.connect, **options)
+        return dialect.connect(*cargs, async_creator_fn=creator, **cparams)
+
+    return do_connect
+
+
 def _install(engine: Engine, options: ConnectOptions) -> None:
     """Route the engine's connects through the kit, with one provider for the engine."""
     provider: TokenProvider | AsyncTokenProvider
+    driver = engine.dialect.driver
     if engine.dialect.is_async:
-        provider, connector = options.async_provider(), _async_connector
+        provider = options.async_provider()
+        connector = _asyncpg_connector if driver == "asyncpg" else _async_connector
     else:
-        provider, connector = options.sync_provider(), _sync_connector
+        provider = options.sync_provider()
+        connector = _psycopg2_connector if driver == "psycopg2" else _sync_connector
     per_connect = {k: v for k, v in options.as_kwargs().items() if k not in _CREDENTIAL_SOURCES}
     event.listen(engine, "do_connect", connector({**per_connect, "token_provider": provider}))
     log.debug("SQLAlchemy engine %s logs in with IAM tokens", engine.url)
@@ -212,10 +249,15 @@ def _engine(
 ) -> Any:
     """The one way to an engine, sync or asyncio: checks, options, SQLAlchemy, the hook."""
     parsed, url_options = _with_parts(url, **parts)
-    if not asyncio and parsed.get_driver_name() == "psycopg_async":
+    if not asyncio and parsed.get_driver_name() in _ASYNC_DRIVERS:
         raise ConfigurationError(
-            f"{parsed.drivername}:// is the asyncio driver: use "
+            f"{parsed.drivername}:// is an asyncio driver: use "
             "rdsiamkit.sqlalchemy.create_async_engine, or postgresql+psycopg:// here"
+        )
+    if asyncio and parsed.get_driver_name() == "psycopg2":
+        raise ConfigurationError(
+            f"{parsed.drivername}:// is a blocking driver: use rdsiamkit.sqlalchemy.create_engine, "
+            "or postgresql+asyncpg:// / postgresql+psycopg:// here"
         )
     options = _kit_options(parsed, url_options, kwargs)
     if asyncio:

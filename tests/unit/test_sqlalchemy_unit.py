@@ -84,12 +84,20 @@ def test_password_in_connect_args_is_refused() -> None:
 
 @pytest.mark.parametrize(
     "url",
-    [f"postgresql+psycopg2://u@{HOST}/d", f"postgresql+asyncpg://u@{HOST}/d", "mysql://u@h/d"],
+    [f"postgresql+pg8000://u@{HOST}/d", f"postgresql+psycopg2cffi://u@{HOST}/d", "mysql://u@h/d"],
 )
 def test_other_drivers_are_refused(url: str) -> None:
-    """Only psycopg 3 URLs are accepted: the kit's connections are psycopg connections."""
+    """Only psycopg 3, psycopg2 and asyncpg URLs are accepted: the drivers the kit logs in."""
     with pytest.raises(ConfigurationError, match="psycopg 3"):
         rsa.create_engine(url)
+
+
+def test_drivers_go_to_the_matching_factory() -> None:
+    """+asyncpg belongs to create_async_engine, +psycopg2 to create_engine."""
+    with pytest.raises(ConfigurationError, match="create_async_engine"):
+        rsa.create_engine(f"postgresql+asyncpg://u@{HOST}/d")
+    with pytest.raises(ConfigurationError, match="blocking driver"):
+        rsa.create_async_engine(f"postgresql+psycopg2://u@{HOST}/d")
 
 
 def test_async_driver_and_plugin_urls_are_refused_by_the_sync_factory() -> None:
