@@ -194,6 +194,10 @@ class ConnectSpec:
     token_port: int
     region: str | None
     partition: str
+    #: ``region`` was passed (not read from the endpoint name): the doctor hint repeats it.
+    region_given: bool = False
+    #: The CA bundle the caller named, if any (``params`` holds the one resolved).
+    sslrootcert_given: str | None = None
 
     @classmethod
     def build(
@@ -231,12 +235,15 @@ class ConnectSpec:
         port = parse_port(port_text, "port")
         token_host = (options.token_host or host).lower().rstrip(".")
         endpoint = _endpoint(token_host)
+        if options.token_host is None:
+            _check_region(options.region, endpoint)
         region = options.region or (endpoint.region if endpoint else None)
         partition = partition_for_region(region) if region else "aws"
         params["host"], params["port"], params["user"] = host, str(port), user
         params["sslmode"] = check_sslmode(
             params.get("sslmode"), insecure_skip_tls_verify=options.insecure_skip_tls_verify
         )
+        given_ca = params.get("sslrootcert")
         params["sslrootcert"] = ca_bundle_path(
             partition=partition,
             sslrootcert=params.get("sslrootcert"),
@@ -245,6 +252,8 @@ class ConnectSpec:
         )
         _check_libpq(params)
         return cls(
+            region_given=options.region is not None,
+            sslrootcert_given=given_ca,
             params=params,
             options=psycopg_options,
             host=host,
@@ -267,6 +276,23 @@ class ConnectSpec:
         if (self.token_host, self.token_port) != (self.host.lower(), self.port):
             text += f" (token for {self.token_host}:{self.token_port})"
         return text
+
+    def doctor_command(self) -> str:
+        """The ``rdsiamkit doctor`` command that diagnoses this very attempt, shell-quoted."""
+        args = ["rdsiamkit", "doctor", "--host", self.host, "--port", str(self.port)]
+        args += ["--user", self.user]
+        for key in ("hostaddr", "dbname"):
+            if self.params.get(key):
+                args += [f"--{key}", self.params[key]]
+        if self.sslrootcert_given:
+            args += ["--sslrootcert", self.sslrootcert_given]
+        if self.token_host != self.host.lower().rstrip("."):
+            args += ["--token-host", self.token_host]
+        if self.token_port != self.port:
+            args += ["--token-port", str(self.token_port)]
+        if self.region_given and self.region:
+            args += ["--region", self.region]
+        return shlex.join(args)
 
     def issue(self, provider: TokenProvider) -> IssuedToken:
         """Get a token for this spec from a sync provider."""
@@ -292,10 +318,7 @@ def _explain(spec: ConnectSpec, err: psycopg.OperationalError, issued: IssuedTok
         "identity": issued.key.identity,
     }
     where = f"IAM login as {spec.describe()} ({region}, signed by {issued.key.identity})"
-    doctor = (
-        f"Run `rdsiamkit doctor --host {spec.token_host} --port {spec.token_port} "
-        f"--user {spec.user}` to check each cause."
-    )
+    doctor = f"Run `{spec.doctor_command()}` to check each cause."
     causes: tuple[str, ...]
     if PAM_REFUSED in message:
         arn = f"arn:{spec.partition}:rds-db:{region}:<account>:dbuser:<resource-id>/{spec.user}"
@@ -314,7 +337,7 @@ def _explain(spec: ConnectSpec, err: psycopg.OperationalError, issued: IssuedTok
         causes = (
             f"{spec.user} is not a member of rds_iam, so the server expects its password: "
             f"GRANT rds_iam TO {quote_ident(spec.user)} "
-            f"(rdsiamkit switch {shlex.quote(spec.user)} iam)",
+            f"(rdsiamkit.set_auth_mode(conn, {spec.user!r}, 'iam'))",
             doctor,
         )
         return IamAuthenticationError(f"{where} refused: {message}", causes=causes, **context)
@@ -322,7 +345,7 @@ def _explain(spec: ConnectSpec, err: psycopg.OperationalError, issued: IssuedTok
         ca = spec.params["sslrootcert"]
         causes = (
             f"the server certificate is not signed by a CA in {_CA_FALLBACKS.get(ca, ca)}: "
-            "refresh the bundle (rdsiamkit ca update) or pass sslrootcert=",
+            "refresh the bundle (rdsiamkit.refresh_ca_bundle()) or pass sslrootcert=",
         )
         return TLSVerificationError(
             f"TLS: untrusted server certificate for {where}: {message}", causes=causes, **context
@@ -338,6 +361,18 @@ def _explain(spec: ConnectSpec, err: psycopg.OperationalError, issued: IssuedTok
     if "server does not support SSL" in message or "root certificate file" in message:
         return TLSVerificationError(f"TLS unavailable for {where}: {message}", **context)
     return ConnectError(f"cannot connect for {where}: {message}", **context)
+
+
+def _check_region(region: str | None, endpoint: Endpoint | None) -> None:
+    """Refuse a region that contradicts the endpoint name: every token would be refused."""
+    if region is None or endpoint is None or endpoint.region is None:
+        return
+    if region != endpoint.region:
+        raise ConfigurationError(
+            f"region={region!r} contradicts the endpoint {endpoint.host}, which is in "
+            f"{endpoint.region}: RDS refuses a token signed for another region; drop "
+            "region= (or pass token_host= when the token must name another endpoint)"
+        )
 
 
 def _service_target(service: str) -> dict[str, str]:
@@ -525,7 +560,7 @@ def _fall_back_to_full_bundle(spec: ConnectSpec, err: psycopg.OperationalError) 
     _CA_FALLBACKS[regional] = full = full_bundle_path(partition=spec.partition)
     log.warning(
         "the server %s:%s is not verified by the CA file of region %s (%s); using the full "
-        "bundle %s from now on: refresh the bundle (rdsiamkit ca update)",
+        "bundle %s from now on: refresh the bundle (rdsiamkit.refresh_ca_bundle())",
         spec.host,
         spec.port,
         spec.region,
