@@ -363,12 +363,16 @@ def _explain(spec: ConnectSpec, err: psycopg.OperationalError, issued: IssuedTok
     return ConnectError(f"cannot connect for {where}: {message}", **context)
 
 
+class RegionContradictionError(ConfigurationError):
+    """``region=`` names another region than the endpoint name (the doctor names it)."""
+
+
 def _check_region(region: str | None, endpoint: Endpoint | None) -> None:
     """Refuse a region that contradicts the endpoint name: every token would be refused."""
     if region is None or endpoint is None or endpoint.region is None:
         return
     if region != endpoint.region:
-        raise ConfigurationError(
+        raise RegionContradictionError(
             f"region={region!r} contradicts the endpoint {endpoint.host}, which is in "
             f"{endpoint.region}: RDS refuses a token signed for another region; drop "
             "region= (or pass token_host= when the token must name another endpoint)"

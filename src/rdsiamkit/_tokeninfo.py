@@ -13,7 +13,7 @@ from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 
 import attrs
 
-__all__ = ["TokenFacts", "signer"]
+__all__ = ["TokenFacts", "looks_like_token", "signer"]
 
 _SIGNATURE_RE = re.compile(r"[0-9a-f]{64}")
 _CREDENTIAL = "&X-Amz-Credential="
@@ -30,6 +30,22 @@ def _split(text: str) -> tuple[SplitResult, dict[str, str]] | None:
     except ValueError:
         return None
     return parts, query
+
+
+# The start of a token: ``host[:port]/?`` then one of its query keys (a cut-short token
+# still begins so; no password a person picks does).
+_TOKEN_START_RE = re.compile(
+    r"(?:https?://)?[A-Za-z0-9.-]+(?::\d+)?/\?(?:Action=|DBUser=|X-Amz-)", re.IGNORECASE
+)
+
+
+def looks_like_token(text: str) -> bool:
+    """Whether ``text`` begins like a token (``host:port/?Action=connect...``), whole or not.
+
+    What :meth:`TokenFacts.parse` cannot read but this accepts is a damaged token (cut
+    short or altered), never a password.
+    """
+    return bool(_TOKEN_START_RE.match(text.strip()))
 
 
 def signer(token: str) -> str | None:

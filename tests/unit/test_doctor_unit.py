@@ -222,10 +222,11 @@ def test_no_credentials_fail(closed_port: int, monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_region_mismatch(closed_port: int) -> None:
-    """Signing for another region than the endpoint's fails the region check."""
-    check = run(closed_port, region="eu-west-1").check("region")
+    """A region other than the endpoint's is refused up front, named wrong_region."""
+    diagnosis = run(closed_port, region="eu-west-1")
+    check = diagnosis.check("configuration")
     assert (check.status, check.finding) == (CheckStatus.FAIL, Finding.WRONG_REGION)
-    assert "us-east-1" in (check.fix or "")
+    assert "us-east-1" in check.reason and diagnosis.finding is Finding.WRONG_REGION
     assert run(closed_port).check("region").status is CheckStatus.PASS
 
 
@@ -297,7 +298,7 @@ def test_membership_and_login_need_their_inputs(closed_port: int) -> None:
 
 def test_renderings_name_the_failure(closed_port: int) -> None:
     """Text, JSON and HTML name the first failure and its fix, in check order."""
-    diagnosis = run(closed_port, region="eu-west-1")
+    diagnosis = run(closed_port)
     assert [c.name for c in diagnosis.checks] == list(CheckName)
     text = str(diagnosis)
     assert text.splitlines()[0] == f"rdsiamkit doctor: IAM login as app@{ENDPOINT}:{closed_port}"
@@ -309,7 +310,7 @@ def test_renderings_name_the_failure(closed_port: int) -> None:
         "unreachable",
     )
     assert [c["name"] for c in data["checks"]][-1] == "login"
-    assert "<td>FAIL</td><td>region</td>" in diagnosis._repr_html_()
+    assert "<td>FAIL</td><td>reachability</td>" in diagnosis._repr_html_()
     assert not diagnosis.ok
 
 
@@ -578,3 +579,15 @@ def test_signer_reads_the_access_key_like_token_facts() -> None:
     assert signer(token) == TokenFacts.parse(token).access_key_id == KEY  # type: ignore[union-attr]
     assert signer("hunter2") is None
     assert signer("h:5432/?NotX-Amz-Credential=AKIA%2Fx") is None
+
+
+def test_a_token_cut_short_is_damaged_not_a_password(closed_port: int) -> None:
+    """The first 200 characters of a token (no X-Amz-Signature) are a damaged token."""
+    token = token_for(port=closed_port)
+    cut = token[:200]
+    assert "X-Amz-Signature" not in cut
+    diagnosis = run(closed_port, token=cut)
+    check = diagnosis.check("token")
+    assert (check.status, check.finding) == (CheckStatus.FAIL, Finding.TOKEN_DAMAGED)
+    assert diagnosis.finding is not Finding.PASSWORD_SENT
+    assert cut not in diagnosis.to_json() + str(diagnosis)

@@ -12,7 +12,7 @@ import psycopg
 from psycopg.rows import tuple_row
 
 from rdsiamkit._authmode_state import printable
-from rdsiamkit._tokeninfo import TokenFacts
+from rdsiamkit._tokeninfo import TokenFacts, looks_like_token
 from rdsiamkit.authmode import AuthMode, AuthStatus, auth_status
 from rdsiamkit.connection import quote_ident as _q
 from rdsiamkit.doctor.checks._shared import grant_fix
@@ -67,10 +67,13 @@ def membership(
         )
         return Outcome(nologin, learnt)
     if status.mode is AuthMode.PASSWORD:
-        return Outcome(
-            _password_user(target, user, inputs.token is not None and sent is None), learnt
-        )
+        return Outcome(_password_user(target, user, _sent_password(inputs, sent)), learnt)
     return Outcome(_iam_user(status, user), learnt)
+
+
+def _sent_password(inputs: Inputs, sent: TokenFacts | None) -> bool:
+    """The secret given is a password: neither a token nor a damaged one."""
+    return inputs.token is not None and sent is None and not looks_like_token(inputs.token)
 
 
 def _password_user(target: Target, user: str, sent_password: bool) -> Check:

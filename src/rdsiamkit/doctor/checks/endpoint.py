@@ -6,6 +6,7 @@ import concurrent.futures
 import ipaddress
 import socket
 
+from rdsiamkit._login import RegionContradictionError
 from rdsiamkit.doctor.facts import Address, Addresses, Inputs, Target
 from rdsiamkit.doctor.model import Check, CheckName, CheckStatus, Finding
 from rdsiamkit.doctor.runner import Outcome, check, fixture
@@ -35,7 +36,9 @@ def configuration(*, inputs: Inputs) -> Check | Outcome[Target]:
             CheckStatus.FAIL,
             str(err),
             fix="correct the option named above",
-            finding=Finding.INVALID_OPTIONS,
+            finding=Finding.WRONG_REGION
+            if isinstance(err, RegionContradictionError)
+            else Finding.INVALID_OPTIONS,
         )
     return Outcome(
         Check(

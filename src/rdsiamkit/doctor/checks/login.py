@@ -11,7 +11,7 @@ from psycopg.rows import tuple_row
 
 from rdsiamkit._authmode_state import printable
 from rdsiamkit._libpq import PAM_REFUSED, PASSWORD_REFUSED, is_auth_failure, server_line
-from rdsiamkit._tokeninfo import TokenFacts
+from rdsiamkit._tokeninfo import TokenFacts, looks_like_token
 from rdsiamkit.connection import quote_ident as _q
 from rdsiamkit.doctor.checks._shared import grant_fix
 from rdsiamkit.doctor.checks.token import damaged
@@ -117,6 +117,8 @@ def _with_password(attempt: _Login, secret: str) -> Check:
         return Check(
             CheckName.LOGIN, CheckStatus.PASS, f"logged in as {user} with the secret given"
         )
+    if looks_like_token(secret):
+        return damaged(CheckName.LOGIN)
     message = server_line(err)
     if PAM_REFUSED in message:
         return Check(

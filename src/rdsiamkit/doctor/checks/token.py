@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rdsiamkit._tokeninfo import TokenFacts
+from rdsiamkit._tokeninfo import TokenFacts, looks_like_token
 from rdsiamkit.authmode import AuthMode
 from rdsiamkit.doctor.facts import Inputs, Membership, ServerClock, Target
 from rdsiamkit.doctor.model import Check, CheckName, CheckStatus, Finding
@@ -24,9 +24,10 @@ def damaged(name: CheckName) -> Check:
     return Check(
         name,
         CheckStatus.FAIL,
-        "the token given is damaged: its X-Amz-Signature is not 64 hex digits, so it was cut "
-        "short or altered on the way (clients and PAM stacks that cap passwords, e.g. at 511 "
-        "bytes, truncate the 1.2-2 kB tokens of temporary credentials)",
+        "the token given is damaged: it begins like a token, but its query is incomplete or "
+        "its X-Amz-Signature is not 64 hex digits, so it was cut short or altered on the "
+        "way (clients and PAM stacks that cap passwords, e.g. at 511 bytes, truncate the "
+        "1.2-2 kB tokens of temporary credentials)",
         fix="pass the whole token; check the client's password length limit",
         finding=Finding.TOKEN_DAMAGED,
     )
@@ -95,6 +96,8 @@ def token(  # noqa: PLR0911 - a return per outcome
             f"no token given; the clocks agree ({offset:+.1f} s from the server's)",
         )
     if sent is None:
+        if looks_like_token(inputs.token):
+            return damaged(CheckName.TOKEN)
         return _not_a_token(target, membership)
     if not sent.signature_ok:
         return damaged(CheckName.TOKEN)
