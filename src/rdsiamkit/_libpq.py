@@ -6,15 +6,22 @@ doctor both classify failures with these substrings.
 
 from __future__ import annotations
 
+import re
+
+from psycopg import sql
+
 __all__ = [
     "AUTH_FAILED",
     "CERT_UNTRUSTED",
+    "DATABASE_MISSING",
     "HOSTNAME_MISMATCH",
     "PAM_REFUSED",
     "PASSWORD_REFUSED",
     "TLS_UNAVAILABLE",
     "TRANSIENT",
     "is_auth_failure",
+    "missing_database",
+    "password_refused_by_pam",
     "server_line",
 ]
 
@@ -23,6 +30,10 @@ __all__ = [
 PAM_REFUSED = "PAM authentication failed"
 PASSWORD_REFUSED = "password authentication failed"  # noqa: S105 - a message, not a secret
 AUTH_FAILED = (PAM_REFUSED, PASSWORD_REFUSED)
+
+# The server authenticated the user, then found no such database (libpq defaults dbname
+# to the user name): raised after authentication succeeded.
+DATABASE_MISSING = re.compile(r'database "(?P<name>(?:[^"]|"")*)" does not exist')
 
 # libpq refused the server's certificate: not signed by a CA in sslrootcert, or not for
 # the host name dialled (verify-full); or TLS could not start at all.
@@ -55,3 +66,19 @@ def server_line(err: BaseException) -> str:
     text = str(err).strip()
     _, found, fatal = text.rpartition("FATAL:")
     return ("FATAL: " + fatal.strip()) if found else text
+
+
+def missing_database(err: BaseException | str) -> str | None:
+    """The database a login named that does not exist (authentication had passed), if so."""
+    found = DATABASE_MISSING.search(str(err))
+    return None if found is None else found.group("name").replace('""', '"')
+
+
+def password_refused_by_pam(user: str) -> str:
+    """Why PAM refused a password login, and what to do: the user is in ``rds_iam``."""
+    return (
+        f"PAM refused the password: {user} is in rds_iam (directly or through a group), so "
+        "the server checks an IAM token, never the password, for it. Log in with an IAM "
+        "token instead (iam=True), or have another admin REVOKE rds_iam FROM "
+        f"{sql.Identifier(user).as_string(None)}"
+    )

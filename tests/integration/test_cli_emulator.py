@@ -301,7 +301,7 @@ def test_doctor_json_healthy_and_failing(
     )
     assert bad.returncode == 1
     report = json.loads(bad.stdout)
-    assert (report["failed_check"], report["finding"]) == ("region", "wrong_region")
+    assert (report["failed_check"], report["finding"]) == ("configuration", "wrong_region")
     password = "pw-" + uuid.uuid4().hex
     sent = run(
         ["doctor", "--json", "--token-stdin", *where(rds_emulator, user), *evidence],

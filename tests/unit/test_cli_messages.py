@@ -49,6 +49,12 @@ CASES: dict[str, list[tuple[str, str]]] = {
             "Switch it alone with --verify: that grants, tests an IAM login",
         ),
     ],
+    "iam": [
+        (
+            "Log in with an IAM token instead (iam=True), or have another admin REVOKE",
+            "Log in with an IAM token instead (--iam), or have another admin REVOKE",
+        )
+    ],
     "has_password": [
         ("or with has_password=True if it has one", "or with --has-password if it has one")
     ],

@@ -22,6 +22,7 @@ from typing import Any, TextIO
 import attrs
 import psycopg
 
+from rdsiamkit._libpq import PAM_REFUSED, password_refused_by_pam, server_line
 from rdsiamkit.cli._messages import to_cli
 from rdsiamkit.errors import (
     AuthModeError,
@@ -36,6 +37,7 @@ from rdsiamkit.errors import (
 )
 
 __all__ = [
+    "ADMIN_DBNAME",
     "Command",
     "ExitCode",
     "add_admin",
@@ -120,11 +122,18 @@ def add_json(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
 
 
-def _add_endpoint(group: argparse._ArgumentGroup, *, user_help: str) -> None:
+#: The database admin commands log in to unless told otherwise: it exists on every RDS
+#: instance, where libpq's default (a database named like the user) usually does not.
+ADMIN_DBNAME = "postgres"
+
+
+def _add_endpoint(
+    group: argparse._ArgumentGroup, *, user_help: str, dbname_help: str = "database name"
+) -> None:
     group.add_argument("--host", "-H", default=os.environ.get("PGHOST"), help="endpoint name")
     group.add_argument("--port", "-p", type=int, default=None, help="port (default 5432)")
     group.add_argument("--user", "-U", default=os.environ.get("PGUSER"), help=user_help)
-    group.add_argument("--dbname", "-d", default=None, help="database name")
+    group.add_argument("--dbname", "-d", default=None, help=dbname_help)
     group.add_argument("--hostaddr", default=None, help="IP address to dial (tunnels, no DNS)")
     group.add_argument("--sslrootcert", default=None, help="CA bundle (default: RDS bundle)")
 
@@ -149,7 +158,11 @@ def add_admin(parser: argparse.ArgumentParser) -> None:
         "admin connection",
         "password from PGPASSWORD (or ~/.pgpass), or --iam to log in with a token",
     )
-    _add_endpoint(group, user_help="admin user")
+    _add_endpoint(
+        group,
+        user_help="admin user",
+        dbname_help=f"database name (default: PGDATABASE, else {ADMIN_DBNAME})",
+    )
     group.add_argument("--iam", action="store_true", help="log in with an IAM token")
     _add_aws(parser)
 
@@ -206,6 +219,8 @@ def admin_connection(args: argparse.Namespace) -> Iterator[psycopg.Connection[An
 
     # A silent network must not hold an admin session (and its open transaction) forever.
     options = {**libpq_options(args), **_ADMIN_KEEPALIVES}
+    if args.dbname is None and not os.environ.get("PGDATABASE"):
+        options["dbname"] = ADMIN_DBNAME  # libpq's default (the user name) rarely exists
     if args.iam:
         from rdsiamkit.connection import connect  # noqa: PLC0415
 
@@ -222,9 +237,12 @@ def admin_connection(args: argparse.Namespace) -> Iterator[psycopg.Connection[An
         try:
             conn = psycopg.connect(autocommit=True, **spec.params)
         except psycopg.OperationalError as err:
+            message = server_line(err)
+            if PAM_REFUSED in message:
+                message += ". " + password_refused_by_pam(spec.user)
             raise ConnectError(
                 f"cannot log in as {spec.user}@{spec.host}:{spec.port} with a password "
-                f"(PGPASSWORD): {str(err).strip()}",
+                f"(PGPASSWORD): {message}",
                 host=spec.host,
                 port=spec.port,
                 user=spec.user,

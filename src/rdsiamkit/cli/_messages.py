@@ -107,6 +107,8 @@ PHRASES: tuple[Phrase, ...] = (
     ),
     _literal("verify", "verify=True", "--verify"),
     _literal("has_password", "has_password=True", "--has-password"),
+    # a password refused by PAM: the admin logs in with a token
+    _literal("iam", "iam=True", "--iam"),
     # credentials: the CLI signs with a named profile (or the default chain).
     Phrase(
         "session_or_profile",

@@ -10,6 +10,7 @@ from typing import Any
 import psycopg
 
 from rdsiamkit.cli._common import (
+    ADMIN_DBNAME,
     Command,
     ExitCode,
     add_json,
@@ -20,6 +21,7 @@ from rdsiamkit.cli._common import (
     read_text,
     say,
 )
+from rdsiamkit.errors import RdsIamError
 
 __all__ = ["COMMANDS"]
 
@@ -44,7 +46,11 @@ def _configure_doctor(parser: argparse.ArgumentParser) -> None:
         help="read what the client sends as its password (token or not) from stdin",
     )
     group.add_argument("--admin-user", default=None, help="admin user (password: PGPASSWORD)")
-    group.add_argument("--admin-dbname", default=None, help="admin database")
+    group.add_argument(
+        "--admin-dbname",
+        default=None,
+        help=f"admin database (default: PGDATABASE, else {ADMIN_DBNAME})",
+    )
     group.add_argument("--offline", action="store_true", help="make no AWS API call")
     group.add_argument("--no-login", action="store_true", help="skip the final login")
     group.add_argument("--timeout", type=float, default=5.0, help="seconds per network step")
@@ -59,16 +65,23 @@ def _run_doctor(args: argparse.Namespace) -> int:
     policies = [read_text(p) for p in args.policy] if args.policy else None
     with ExitStack() as stack:
         admin: psycopg.Connection[Any] | None = None
+        admin_error: str | None = None
         if args.admin_user:
             overrides = {"user": args.admin_user, "iam": False, "dbname": args.admin_dbname}
             admin_args = argparse.Namespace(**{**vars(args), **overrides})
-            admin = stack.enter_context(admin_connection(admin_args))
+            try:
+                admin = stack.enter_context(admin_connection(admin_args))
+            except (RdsIamError, psycopg.Error) as err:
+                # What the doctor exists for (wrong CA, port closed, admin in rds_iam):
+                # a finding of its own, and every other check still runs.
+                admin_error = str(err)
         diagnosis = diagnose(
             region=args.region,
             profile=args.profile,
             token_host=args.token_host,
             token_port=args.token_port,
             admin_conn=admin,
+            admin_error=admin_error,
             policies=policies,
             principal_arn=args.principal_arn,
             account_id=args.account_id,

@@ -66,6 +66,7 @@ def diagnose(
     token_port: int | None = None,
     insecure_skip_tls_verify: bool = False,
     admin_conn: psycopg.Connection[Any] | None = None,
+    admin_error: str | BaseException | None = None,
     policies: PolicyInput | Sequence[PolicyInput] | None = None,
     principal_arn: str | None = None,
     account_id: str | None = None,
@@ -85,7 +86,8 @@ def diagnose(
     ``token_host``/``token_port``).  Optional evidence sharpens the answer:
 
     * ``admin_conn``: an admin connection, to read the user's ``rds_iam``
-      membership and the server's clock;
+      membership and the server's clock; ``admin_error``: why opening one failed
+      instead (reported as a warning naming it; the other checks still run);
     * ``policies``: the IAM policy documents of the signing identity, evaluated
       offline (else, with ``aws``, IAM's simulator is asked for ``principal_arn``
       or the identity STS reports, unless ``token`` was signed by another key);
@@ -111,6 +113,7 @@ def diagnose(
         token_port=token_port,
         insecure=insecure_skip_tls_verify,
         admin_conn=admin_conn,
+        admin_error=None if admin_error is None else str(admin_error),
         policies=policies,
         principal_arn=principal_arn,
         account_id=account_id,

@@ -52,6 +52,8 @@ class Inputs:
     token_port: int | None
     insecure: bool
     admin_conn: psycopg.Connection[Any] | None
+    #: Why the admin connection could not be opened, when the caller tried and failed.
+    admin_error: str | None = None
     policies: PolicyInput | Sequence[PolicyInput] | None
     principal_arn: str | None
     account_id: str | None

@@ -72,6 +72,10 @@ class Finding(str, enum.Enum):
     CLOCK_SKEW = "clock_skew"
     LOGIN_REFUSED = "login_refused"
     LOGIN_FAILED = "login_failed"
+    #: The IAM login itself worked, then the database named does not exist.
+    DATABASE_NOT_FOUND = "database_not_found"
+    #: The admin connection given (``admin_error=``) could not be opened.
+    ADMIN_LOGIN_FAILED = "admin_login_failed"
     #: The check itself broke (a bug, or input it could not handle): nothing is known.
     CHECK_ERROR = "check_error"
 

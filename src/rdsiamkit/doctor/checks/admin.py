@@ -29,12 +29,12 @@ log = logging.getLogger("rdsiamkit.doctor")
     provides="membership",
     missing="needs the user's auth mode (see rds_iam_membership)",
 )
-def membership(
+def membership(  # noqa: PLR0911 - a return per outcome
     *, target: Target, inputs: Inputs, sent: TokenFacts | None
 ) -> Check | Outcome[Membership]:
     """The user exists, can log in, and is in ``rds_iam`` (read with ``admin_conn``)."""
     if inputs.admin_conn is None:
-        raise NotCheckedError("needs an admin connection (admin_conn=)")
+        return _no_admin(inputs)
     user = printable(target.user)
     try:
         status = auth_status(inputs.admin_conn, target.user)
@@ -69,6 +69,20 @@ def membership(
     if status.mode is AuthMode.PASSWORD:
         return Outcome(_password_user(target, user, _sent_password(inputs, sent)), learnt)
     return Outcome(_iam_user(status, user), learnt)
+
+
+def _no_admin(inputs: Inputs) -> Check:
+    """Without an admin connection: a warning naming why the admin login failed, or a skip."""
+    if inputs.admin_error is None:
+        raise NotCheckedError("needs an admin connection (admin_conn=)")
+    return Check(
+        CheckName.MEMBERSHIP,
+        CheckStatus.WARN,
+        "the admin login failed, so membership and the server clock were not read: "
+        f"{inputs.admin_error}",
+        fix="fix the admin login (the cause is named above), or drop admin_conn=",
+        finding=Finding.ADMIN_LOGIN_FAILED,
+    )
 
 
 def _sent_password(inputs: Inputs, sent: TokenFacts | None) -> bool:

@@ -10,7 +10,13 @@ import psycopg
 from psycopg.rows import tuple_row
 
 from rdsiamkit._authmode_state import printable
-from rdsiamkit._libpq import PAM_REFUSED, PASSWORD_REFUSED, is_auth_failure, server_line
+from rdsiamkit._libpq import (
+    PAM_REFUSED,
+    PASSWORD_REFUSED,
+    is_auth_failure,
+    missing_database,
+    server_line,
+)
 from rdsiamkit._tokeninfo import TokenFacts, looks_like_token
 from rdsiamkit.connection import quote_ident as _q
 from rdsiamkit.doctor.checks._shared import grant_fix
@@ -145,6 +151,16 @@ def _not_a_refusal(target: Target, err: psycopg.Error, message: str) -> Check | 
 
 def _cannot_log_in(message: str) -> Check:
     """The login failed, but not on its credentials (a missing database, TLS, network)."""
+    database = missing_database(message)
+    if database is not None:
+        return Check(
+            CheckName.LOGIN,
+            CheckStatus.FAIL,
+            f"the IAM login itself worked (the server accepted the token), then: {message} "
+            "(libpq names the database after the user unless dbname= is given)",
+            fix="name a database that exists: dbname='postgres' is on every RDS instance",
+            finding=Finding.DATABASE_NOT_FOUND,
+        )
     return Check(
         CheckName.LOGIN, CheckStatus.FAIL, f"cannot log in: {message}", finding=Finding.LOGIN_FAILED
     )
@@ -178,11 +194,27 @@ def _with_sent(
             fix="compare with a fresh token: run the doctor without token= and with credentials",
             finding=Finding.LOGIN_REFUSED,
         )
+    return _against_fresh(attempt, sent, message, server_clock)
+
+
+def _against_fresh(
+    attempt: _Login, sent: TokenFacts, message: str, server_clock: ServerClock
+) -> Check:
+    """The token given was refused: log in with a fresh one and name the difference."""
+    target = attempt.target
     fresh = attempt.fresh()
-    user, fresh_err = attempt.attempt(fresh.token)
-    if fresh_err is not None:
+    _, fresh_err = attempt.attempt(fresh.token)
+    if fresh_err is not None and missing_database(fresh_err) is None:
         return _refused(target, fresh_err, fresh, also="the token given and ")
-    return _fresh_works(attempt.inputs, sent, fresh, message, server_clock)
+    found = _fresh_works(attempt.inputs, sent, fresh, message, server_clock)
+    if fresh_err is None:
+        return found
+    # The fresh token authenticated; only the database it then asked for is missing.
+    return attrs.evolve(
+        found,
+        reason=f"{found.reason} (it authenticates; then: {server_line(fresh_err)}, a "
+        "problem of its own: name an existing database with dbname=)",
+    )
 
 
 def _fresh_works(
