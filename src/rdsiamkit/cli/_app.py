@@ -10,7 +10,17 @@ from collections.abc import Callable, Sequence
 
 import psycopg
 
-from rdsiamkit.cli import access, admin, ca, demo, discover, doctor, iam, token_connect
+from rdsiamkit.cli import (
+    access,
+    admin,
+    ca,
+    demo,
+    discover,
+    doctor,
+    emulator,
+    iam,
+    token_connect,
+)
 from rdsiamkit.cli._common import ExitCode, exit_code_for
 from rdsiamkit.cli._messages import to_cli
 from rdsiamkit.cli._proc import Terminated
@@ -27,6 +37,7 @@ COMMANDS = (
     *doctor.COMMANDS,
     *ca.COMMANDS,
     *demo.COMMANDS,
+    *emulator.COMMANDS,
 )
 
 
