@@ -92,3 +92,23 @@ def test_doctor_names_a_missing_database_after_the_login_worked(
     assert report["finding"] == "database_not_found", result.stdout
     login = next(c for c in report["checks"] if c["name"] == "login")
     assert "IAM login itself worked" in login["reason"] and user in login["reason"]
+
+
+def test_connect_maps_psql_failures_to_the_kits_exit_codes(
+    rds_emulator: RdsIamEmulator,
+    env: dict[str, str],  # noqa: F811
+    users: Callable[..., str],  # noqa: F811
+) -> None:
+    """psql's 2 (connection failed) exits 4 with the doctor command; a script error exits 1."""
+    refused = users(password="pw-" + uuid.uuid4().hex)  # not in rds_iam: the token is refused
+    result = run(["connect", *where(rds_emulator, refused), "--", "-c", "SELECT 1"], env)
+    assert result.returncode == 4, result.stderr
+    assert "could not connect" in result.stderr and "rdsiamkit doctor --host" in result.stderr
+    assert "--hostaddr" in result.stderr
+    user = users(iam=True)
+    script = ["-v", "ON_ERROR_STOP=1", "-f", "-"]
+    failed = run(
+        ["connect", *where(rds_emulator, user), "--", *script], env, stdin="SELECT nope;\n"
+    )
+    assert failed.returncode == 1, failed.stderr
+    assert "ON_ERROR_STOP" in failed.stderr

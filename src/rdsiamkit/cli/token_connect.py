@@ -115,6 +115,12 @@ def _psql_target_option(arguments: Sequence[str]) -> str | None:
     return None
 
 
+#: psql's exit code when the connection to the server failed or went bad.
+_PSQL_CONNECTION_FAILED = 2
+#: psql's exit code when a script stopped on an error (ON_ERROR_STOP).
+_PSQL_SCRIPT_STOPPED = 3
+
+
 def _run_connect(args: argparse.Namespace) -> int:
     if args.json and not args.dry_run:
         raise ConfigurationError("--json applies to --dry-run (connect hands over to psql)")
@@ -141,7 +147,34 @@ def _run_connect(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
     passfile = passfile_line(spec.host, spec.port, spec.user, issued.token)
-    return run_psql(executable, argv, {**os.environ, **tls_env}, passfile_text=passfile)
+    code = run_psql(executable, argv, {**os.environ, **tls_env}, passfile_text=passfile)
+    return _exit_code(code, spec)
+
+
+def _exit_code(psql: int, spec: Any) -> int:
+    """psql's exit code said in the kit's table (psql's 2 is the kit's usage error), explained.
+
+    psql exits 0 when all went well, 1 on a fatal error of its own (a file not found), 2
+    when the connection failed or went bad, 3 when a script stopped on an error
+    (``ON_ERROR_STOP``); a negative code is the signal that ended it.
+    """
+    if psql == 0:
+        return ExitCode.OK
+    if psql < 0:
+        return 128 - psql
+    if psql == _PSQL_CONNECTION_FAILED:
+        print(
+            f"rdsiamkit connect: psql could not connect as {spec.describe()}, or lost the "
+            f"connection (psql exit code 2; exit {int(ExitCode.CONNECT)}: a connection "
+            f"failure). Run `{spec.doctor_command()}` to find out why.",
+            file=sys.stderr,
+        )
+        return ExitCode.CONNECT
+    what = (
+        "a script error stopped it (ON_ERROR_STOP)" if psql == _PSQL_SCRIPT_STOPPED else "it failed"
+    )
+    print(f"rdsiamkit connect: psql exited {psql}: {what}", file=sys.stderr)
+    return ExitCode.FAILED
 
 
 def _print_dry_run(
