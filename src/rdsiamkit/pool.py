@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import psycopg
-from psycopg_pool import AsyncConnectionPool, ConnectionPool
+from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
 from rdsiamkit._login import ConnectSpec
 from rdsiamkit._options import ConnectOptions, with_options_signature
@@ -60,13 +60,67 @@ _SYNC_OPTIONS = _pool_parameters(ConnectionPool)
 _ASYNC_OPTIONS = _pool_parameters(AsyncConnectionPool)
 
 
+class _LastFailure:
+    """Why the pool's last connection attempt failed (``None`` once one succeeds).
+
+    psycopg_pool retries failed attempts in the background and tells a waiting caller
+    only ``PoolTimeout``; the pool re-raises that with this error (already explained,
+    without a token) as its cause, so the caller sees why.
+    """
+
+    __slots__ = ("error",)
+
+    def __init__(self) -> None:
+        self.error: BaseException | None = None
+
+    def explain(self, timeout: PoolTimeout) -> PoolTimeout:
+        """``timeout`` itself, or a PoolTimeout naming the last failure (its ``__cause__``)."""
+        error = self.error
+        if error is None:
+            return timeout
+        explained = PoolTimeout(
+            f"{timeout}; the last connection attempt failed: {type(error).__name__}: {error}"
+        )
+        explained.__cause__ = error
+        return explained
+
+
+def _remembering(login_: Callable[..., Any], failure: _LastFailure) -> Callable[..., Any]:
+    """``login_`` (sync or async) noting its last failure in ``failure``."""
+    if inspect.iscoroutinefunction(login_):
+
+        async def login_async_(*args: Any) -> Any:
+            try:
+                conn = await login_(*args)
+            except Exception as err:
+                failure.error = err
+                raise
+            failure.error = None
+            return conn
+
+        return login_async_
+
+    def login_sync(*args: Any) -> Any:
+        try:
+            conn = login_(*args)
+        except Exception as err:
+            failure.error = err
+            raise
+        failure.error = None
+        return conn
+
+    return login_sync
+
+
 def _iam_class(
     base: type[Any],
     spec: ConnectSpec,
     provider: TokenProvider | AsyncTokenProvider,
     login_: Callable[..., Any],
+    failure: _LastFailure,
 ) -> type[Any]:
     """``base`` whose ``connect`` logs in through ``login_`` (sync or async) with a token."""
+    remembering = _remembering(login_, failure)
 
     class IamConnection(base):  # type: ignore[misc]
         @classmethod
@@ -76,10 +130,52 @@ def _iam_class(
             def open_(token: str, **ca: str) -> Any:
                 return parent(conninfo, password=token, **{**kwargs, **ca})
 
-            return login_(spec, provider, open_)
+            return remembering(spec, provider, open_)
 
     IamConnection.__name__ = IamConnection.__qualname__ = f"Iam{base.__name__}"
     return IamConnection
+
+
+class _IamConnectionPool(ConnectionPool[Any]):
+    """A ConnectionPool whose ``PoolTimeout`` says why connections could not be opened."""
+
+    def __init__(self, *args: Any, last_failure: _LastFailure, **kwargs: Any) -> None:
+        # Set before psycopg_pool's __init__, which may open the pool and wait at once.
+        self._last_failure = last_failure
+        super().__init__(*args, **kwargs)
+
+    def getconn(self, timeout: float | None = None) -> Any:
+        try:
+            return super().getconn(timeout)
+        except PoolTimeout as err:
+            raise self._last_failure.explain(err) from self._last_failure.error
+
+    def wait(self, timeout: float = 30.0) -> None:
+        try:
+            super().wait(timeout)
+        except PoolTimeout as err:
+            raise self._last_failure.explain(err) from self._last_failure.error
+
+
+class _IamAsyncConnectionPool(AsyncConnectionPool[Any]):
+    """The asyncio twin of :class:`_IamConnectionPool`."""
+
+    def __init__(self, *args: Any, last_failure: _LastFailure, **kwargs: Any) -> None:
+        # Set before psycopg_pool's __init__, which may open the pool and wait at once.
+        self._last_failure = last_failure
+        super().__init__(*args, **kwargs)
+
+    async def getconn(self, timeout: float | None = None) -> Any:
+        try:
+            return await super().getconn(timeout)
+        except PoolTimeout as err:
+            raise self._last_failure.explain(err) from self._last_failure.error
+
+    async def wait(self, timeout: float = 30.0) -> None:
+        try:
+            await super().wait(timeout)
+        except PoolTimeout as err:
+            raise self._last_failure.explain(err) from self._last_failure.error
 
 
 def _prepare(
@@ -125,12 +221,15 @@ def create_pool(conninfo: str = "", **kwargs: Any) -> ConnectionPool[Any]:
     """
     spec, options, pool_options = _prepare(conninfo, kwargs, _SYNC_OPTIONS)
     base = pool_options.pop("connection_class")
-    return ConnectionPool(
+    failure = _LastFailure()
+    pool: ConnectionPool[Any] = _IamConnectionPool(
         spec.conninfo,
-        connection_class=_iam_class(base, spec, options.sync_provider(), login),
+        connection_class=_iam_class(base, spec, options.sync_provider(), login, failure),
         kwargs=dict(spec.options),
+        last_failure=failure,
         **pool_options,
     )
+    return pool
 
 
 @overload
@@ -149,9 +248,12 @@ def create_async_pool(conninfo: str = "", **kwargs: Any) -> AsyncConnectionPool[
     """
     spec, options, pool_options = _prepare(conninfo, kwargs, _ASYNC_OPTIONS)
     base = pool_options.pop("connection_class")
-    return AsyncConnectionPool(
+    failure = _LastFailure()
+    pool: AsyncConnectionPool[Any] = _IamAsyncConnectionPool(
         spec.conninfo,
-        connection_class=_iam_class(base, spec, options.async_provider(), login_async),
+        connection_class=_iam_class(base, spec, options.async_provider(), login_async, failure),
         kwargs=dict(spec.options),
+        last_failure=failure,
         **pool_options,
     )
+    return pool

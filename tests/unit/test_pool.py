@@ -58,3 +58,61 @@ def test_a_callable_conninfo_is_refused_clearly(factory: object) -> None:
     """psycopg_pool's callable conninfo has no use here: the kit supplies tokens itself."""
     with pytest.raises(rdsiamkit.ConfigurationError, match="conninfo must be a string"):
         factory(lambda: "host=x", user="app", open=False)  # type: ignore[operator]
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def _provider() -> rdsiamkit.TokenProvider:
+    import boto3
+
+    session = boto3.Session(
+        aws_access_key_id="AKIAIOSFODNN7EXAMPLE",
+        aws_secret_access_key="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        region_name="us-east-1",
+    )
+    return rdsiamkit.TokenProvider(session=session)
+
+
+def test_pool_timeout_names_the_last_connection_error() -> None:
+    """A pool that cannot connect raises PoolTimeout caused by the explained connect error."""
+    from psycopg_pool import PoolTimeout
+
+    pool = rdsiamkit.create_pool(
+        host=HOST,
+        hostaddr="127.0.0.1",
+        port=_closed_port(),
+        user="app",
+        token_provider=_provider(),
+        open=False,
+    )
+    with pytest.raises(PoolTimeout, match="last connection attempt failed") as caught:
+        pool.open(wait=True, timeout=1.5)
+    pool.close()
+    assert isinstance(caught.value.__cause__, rdsiamkit.ConnectError)
+    assert "Connection refused" in str(caught.value)
+    assert "X-Amz" not in str(caught.value)
+
+
+async def test_async_pool_timeout_names_the_last_connection_error() -> None:
+    """The async pool's PoolTimeout carries the last connect error too."""
+    from psycopg_pool import PoolTimeout
+
+    pool = rdsiamkit.create_async_pool(
+        host=HOST,
+        hostaddr="127.0.0.1",
+        port=_closed_port(),
+        user="app",
+        token_provider=_provider(),
+        open=False,
+    )
+    with pytest.raises(PoolTimeout, match="last connection attempt failed") as caught:
+        await pool.open(wait=True, timeout=1.5)
+    await pool.close()
+    assert isinstance(caught.value.__cause__, rdsiamkit.ConnectError)
