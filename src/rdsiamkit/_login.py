@@ -335,9 +335,11 @@ def _explain(spec: ConnectSpec, err: psycopg.OperationalError, issued: IssuedTok
         return IamAuthenticationError(f"{where} refused: {message}", causes=causes, **context)
     if PASSWORD_REFUSED in message:
         causes = (
-            f"{spec.user} is not a member of rds_iam, so the server expects its password: "
+            f"{spec.user} is not a member of rds_iam, so the server expects its password, "
+            "or the role does not exist (PostgreSQL answers both alike): if it exists, "
             f"GRANT rds_iam TO {quote_ident(spec.user)} "
-            f"(rdsiamkit.set_auth_mode(conn, {spec.user!r}, 'iam'))",
+            f"(rdsiamkit.set_auth_mode(conn, {spec.user!r}, 'iam')); else create it first "
+            f"(CREATE ROLE {quote_ident(spec.user)} LOGIN)",
             doctor,
         )
         return IamAuthenticationError(f"{where} refused: {message}", causes=causes, **context)

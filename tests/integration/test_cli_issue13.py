@@ -112,3 +112,17 @@ def test_connect_maps_psql_failures_to_the_kits_exit_codes(
     )
     assert failed.returncode == 1, failed.stderr
     assert "ON_ERROR_STOP" in failed.stderr
+
+
+def test_a_missing_user_is_named_not_granted(
+    rds_emulator: RdsIamEmulator,
+    env: dict[str, str],  # noqa: F811
+) -> None:
+    """`switch nobody iam --dry-run` and `plan` say the role may not exist."""
+    nobody = "nobody_" + uuid.uuid4().hex[:6]
+    dry = run(["switch", nobody, "iam", "--dry-run", *where(rds_emulator)], env)
+    assert "does not exist" in dry.stdout + dry.stderr, dry.stdout + dry.stderr
+    assert f'GRANT rds_iam TO "{nobody}"' not in dry.stdout
+    plan = run(["plan", "-", *where(rds_emulator)], env, stdin=f"user,mode\n{nobody},iam\n")
+    assert "does not exist" in plan.stdout + plan.stderr, plan.stdout + plan.stderr
+    assert f'GRANT rds_iam TO "{nobody}"' not in plan.stdout

@@ -87,5 +87,6 @@ def test_login_errors_speak_python() -> None:
     )
     assert "rdsiamkit.set_auth_mode(conn, 'app', 'iam')" in str(password)
     assert "rdsiamkit switch" not in str(password)
+    assert "does not exist" in str(password)  # a missing role is refused the same way
     tls = spec.explain(psycopg.OperationalError("certificate verify failed"), issued)
     assert "rdsiamkit.refresh_ca_bundle()" in str(tls) and "ca update" not in str(tls)
