@@ -119,6 +119,21 @@ def test_standing_emulator_from_a_shell(state_dir: Path) -> None:
     if shutil.which("psql"):
         psql = run(["connect", "--user", "app_standing", "--", "-tAXc", "SELECT current_user"], env)
         assert psql.returncode == 0 and psql.stdout.strip() == "app_standing", psql.stderr
+    secret = "pw-" + os.urandom(6).hex()
+    made = run(
+        ["emulator", "add-user", "pw_standing", "--password-stdin", *where],
+        shell,
+        stdin=secret + "\n",
+    )
+    assert made.returncode == 0, made.stderr
+    for user, password in (
+        ("pw_standing", secret),
+        (state["master_user"], state["master_password"]),
+    ):
+        with psycopg.connect(
+            make_conninfo(**libpq, dbname="postgres", user=user), password=password
+        ) as conn:
+            assert conn.execute("SELECT current_user").fetchone() == (user,)
     refused = run(["token", "--user", "other_standing"], env)
     assert refused.returncode == 0, refused.stderr
     other = make_conninfo(**libpq, dbname="postgres", user="other_standing")
