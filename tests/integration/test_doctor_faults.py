@@ -184,11 +184,11 @@ def test_fault_token_signed_for_another_host(
 def test_fault_wrong_region(
     rds_emulator: RdsIamEmulator, creds: FakeCredentials, user_factory: Callable[..., str]
 ) -> None:
-    """Signing for us-west-2 against a us-east-1 endpoint: the region check names it."""
+    """Signing for us-west-2 against a us-east-1 endpoint: refused up front as wrong_region."""
     user = user_factory(iam=True)
     diagnosis = offline(rds_emulator, creds, user, region="us-west-2")
-    named("wrong region", diagnosis, CheckName.REGION, Finding.WRONG_REGION)
-    assert diagnosis.check(CheckName.LOGIN).status is CheckStatus.FAIL
+    named("wrong region", diagnosis, CheckName.CONFIGURATION, Finding.WRONG_REGION)
+    assert diagnosis.check(CheckName.LOGIN).status is CheckStatus.SKIPPED
 
 
 def test_fault_policy_lacks_user_arn(
@@ -308,7 +308,7 @@ def test_truncated_token_is_damaged_not_stale(
 def test_accepted_token_with_a_missing_database_is_not_a_refusal(
     rds_emulator: RdsIamEmulator, creds: FakeCredentials, user_factory: Callable[..., str]
 ) -> None:
-    """The server took the token but the database does not exist: login_failed, not refused."""
+    """The server took the token but the database does not exist: its own finding."""
     user = user_factory(iam=True)
     token = sign(rds_emulator, creds, user)
     diagnosis = diagnose(
@@ -318,8 +318,9 @@ def test_accepted_token_with_a_missing_database_is_not_a_refusal(
         token=token,
     )
     login = diagnosis.check(CheckName.LOGIN)
-    assert (login.status, login.finding) == (CheckStatus.FAIL, Finding.LOGIN_FAILED)
+    assert (login.status, login.finding) == (CheckStatus.FAIL, Finding.DATABASE_NOT_FOUND)
     assert "no_such_db" in login.reason and "refused" not in login.reason
+    assert "IAM login itself worked" in login.reason
 
 
 def test_dialling_an_ip_address_is_a_hostname_mismatch(
