@@ -299,6 +299,10 @@ class _Statement:
     conditional: bool
     #: Resources may hold policy variables (the policy's Version is 2012-10-17).
     variables: bool
+    #: Applies only for callers whose policy variables take the right value.
+    depends_on_variables: bool = False
+    #: Has a Condition block (``conditional`` also covers policy variables once matched).
+    has_condition: bool = False
 
 
 def evaluate_policy(
@@ -325,7 +329,14 @@ def evaluate_policy(
         if match is not _Match.NO:
             # A policy variable in a pattern that decides depends on the request.
             firm = match is _Match.YES and not statement.conditional
-            applying.append(attrs.evolve(statement, conditional=not firm))
+            applying.append(
+                attrs.evolve(
+                    statement,
+                    conditional=not firm,
+                    depends_on_variables=match is _Match.DEPENDS,
+                    has_condition=statement.conditional,
+                )
+            )
     denies = [s for s in applying if not s.allow]
     allows = [s for s in applying if s.allow]
 
@@ -349,7 +360,7 @@ def evaluate_policy(
         return decide(
             Outcome.DEPENDS_ON_CONDITIONS,
             conditional_deny,
-            f"{conditional_deny.ref} denies it when its conditions hold; otherwise "
+            f"{conditional_deny.ref} denies it {_when(conditional_deny)}; otherwise "
             f"{(firm_allow or allows[0]).ref} allows it",
         )
     if firm_allow is not None:
@@ -358,9 +369,32 @@ def evaluate_policy(
         return decide(
             Outcome.DEPENDS_ON_CONDITIONS,
             allows[0],
-            f"only {allows[0].ref} allows it, and only when its conditions hold",
+            f"only {allows[0].ref} allows it, and only {_when(allows[0])}",
         )
     return decide(Outcome.IMPLICIT_DENY, None, _implicit_deny_reason(matching, resource))
+
+
+def _when(statement: _Statement) -> str:
+    """When a statement that applies only sometimes does apply: its Condition block, its
+    policy variables (``${aws:username}``: the caller's own name), or both."""
+    names = sorted(
+        {
+            m.group(0)
+            for pattern in statement.resources
+            for m in _POLICY_VARIABLE_RE.finditer(pattern)
+            if m.group(1) not in ("*", "?", "$")
+        }
+    )
+    variables = (
+        f"its policy variable{'s' if len(names) > 1 else ''} {', '.join(names)} take the "
+        "value that names this resource for the principal who signs (for ${aws:username}: "
+        "an IAM user of that name; a role has no aws:username)"
+    )
+    if statement.depends_on_variables and not statement.has_condition:
+        return f"when {variables}"
+    if statement.depends_on_variables:
+        return f"when its conditions hold and {variables}"
+    return "when its conditions hold"
 
 
 def _implicit_deny_reason(matching: list[_Statement], resource: str) -> str:
@@ -379,7 +413,34 @@ def _implicit_deny_reason(matching: list[_Statement], resource: str) -> str:
         reason += (
             " (one matches except for upper/lower case: ARNs and user names are case-sensitive)"
         )
+    named = sorted({n for n in map(_identifier_instead_of_id, allowed) if n})
+    if named:
+        reason += (
+            f" ({', '.join(map(repr, named))} in the dbuser ARN "
+            f"{'looks' if len(named) == 1 else 'look'} like a cluster or instance identifier: "
+            "the ARN names the resource id instead (cluster-... from DbClusterResourceId, db-... "
+            "from DbiResourceId, prx-... for a proxy; rdsiamkit.discover() finds it)"
+        )
     return reason
+
+
+def _identifier_instead_of_id(pattern: str) -> str | None:
+    """The resource part of a dbuser ARN pattern when it is a DB identifier, not a resource id.
+
+    ``arn:aws:rds-db:us-east-1:123456789012:dbuser:my-cluster/app`` is a common
+    mistake: IAM never matches it, since tokens name ``cluster-ABC...``.
+    """
+    parts = pattern.split(":", 6)
+    if len(parts) != 7 or parts[5] != "dbuser":
+        return None
+    resource_id = parts[6].partition("/")[0]
+    if not resource_id or any(c in resource_id for c in "*?$"):
+        return None
+    if resource_id.startswith(("cluster-", "db-", "prx-")) and resource_id[-1].isalnum():
+        looks_like_id = any(ch.isupper() or ch.isdigit() for ch in resource_id.split("-", 1)[1])
+        if looks_like_id:
+            return None
+    return resource_id
 
 
 def _as_list(policies: PolicyInput | Sequence[PolicyInput]) -> list[PolicyInput]:

@@ -186,7 +186,13 @@ CASES: dict[str, list[tuple[str, str]]] = {
     "discover": [
         (
             "IAM needs the resource id (rdsiamkit.discovery.discover() finds it)",
-            "IAM needs the resource id (rdsiamkit status --aws shows it)",
+            "IAM needs the resource id (rdsiamkit discover shows it)",
+        )
+    ],
+    "discover_top": [
+        (
+            "the ARN names the resource id (rdsiamkit.discover() finds it)",
+            "the ARN names the resource id (rdsiamkit discover shows it)",
         )
     ],
 }

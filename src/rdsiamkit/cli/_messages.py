@@ -148,10 +148,9 @@ PHRASES: tuple[Phrase, ...] = (
         "as the password (rdsiamkit.connect)",
         "as the password (rdsiamkit token prints one; rdsiamkit.connect in Python)",
     ),
-    # discovery has no command of its own: status --aws prints the resource id
-    _literal(
-        "discover", "rdsiamkit.discovery.discover() finds it", "rdsiamkit status --aws shows it"
-    ),
+    # discovery: the discover command prints the resource id
+    _literal("discover", "rdsiamkit.discovery.discover() finds it", "rdsiamkit discover shows it"),
+    _literal("discover_top", "rdsiamkit.discover() finds it", "rdsiamkit discover shows it"),
 )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from rdsiamkit.cli._common import Command, ExitCode, add_json, out, pairs, print_json, read_text
+from rdsiamkit.cli._messages import to_cli
 
 __all__ = ["COMMANDS"]
 
@@ -99,7 +100,7 @@ def _run_policy(args: argparse.Namespace) -> int:
             },
         )
     else:
-        print(decision, file=out(args))
+        print(to_cli(str(decision)), file=out(args))
     return ExitCode.OK if decision.allowed else ExitCode.FAILED
 
 
