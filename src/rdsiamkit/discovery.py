@@ -15,7 +15,8 @@ is called.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
@@ -268,32 +269,50 @@ def _discover_endpoint(client: RDSClient, endpoint: Endpoint) -> DatabaseResourc
     if kind is EndpointKind.PROXY:
         return _describe(client, ResourceKind.PROXY, endpoint.identifier)
     if kind is EndpointKind.CLUSTER_CUSTOM:
-        with aws_errors("DescribeDBClusterEndpoints", endpoint.identifier):
-            found = client.describe_db_cluster_endpoints(
+        owner = _endpoint_owner(
+            "DescribeDBClusterEndpoints",
+            lambda: client.describe_db_cluster_endpoints(
                 DBClusterEndpointIdentifier=endpoint.identifier
-            )["DBClusterEndpoints"]
-        owner = found[0].get("DBClusterIdentifier") if found else None
-        if not owner:
-            raise ResourceNotFoundError(
-                f"no custom cluster endpoint named {endpoint.identifier!r}",
-                code="DBClusterEndpointNotFoundFault",
-                operation="DescribeDBClusterEndpoints",
-            )
-        return _describe(client, ResourceKind.CLUSTER, owner)
-    with aws_errors("DescribeDBProxyEndpoints", endpoint.identifier):
-        proxy_endpoints = client.describe_db_proxy_endpoints(
-            DBProxyEndpointName=endpoint.identifier
-        )["DBProxyEndpoints"]
-    proxy_name = proxy_endpoints[0].get("DBProxyName") if proxy_endpoints else None
-    if not proxy_name:
-        raise ResourceNotFoundError(
-            f"no RDS Proxy endpoint named {endpoint.identifier!r}",
-            code="DBProxyEndpointNotFoundFault",
-            operation="DescribeDBProxyEndpoints",
+            )["DBClusterEndpoints"],
+            owner_key="DBClusterIdentifier",
+            identifier=endpoint.identifier,
+            what="custom cluster endpoint",
+            code="DBClusterEndpointNotFoundFault",
         )
+        return _describe(client, ResourceKind.CLUSTER, owner)
+    proxy_name = _endpoint_owner(
+        "DescribeDBProxyEndpoints",
+        lambda: client.describe_db_proxy_endpoints(DBProxyEndpointName=endpoint.identifier)[
+            "DBProxyEndpoints"
+        ],
+        owner_key="DBProxyName",
+        identifier=endpoint.identifier,
+        what="RDS Proxy endpoint",
+        code="DBProxyEndpointNotFoundFault",
+    )
     proxy = _describe(client, ResourceKind.PROXY, proxy_name)
     extra = ResourceEndpoint(EndpointKind.PROXY_ENDPOINT, endpoint.host, proxy.port)
     return attrs.evolve(proxy, endpoints=(*proxy.endpoints, extra))
+
+
+def _endpoint_owner(
+    operation: str,
+    call: Callable[[], Sequence[Mapping[str, Any]]],
+    *,
+    owner_key: str,
+    identifier: str,
+    what: str,
+    code: str,
+) -> str:
+    """The resource an endpoint belongs to (its cluster or proxy), or ResourceNotFoundError."""
+    with aws_errors(operation, identifier):
+        found = call()
+    owner = found[0].get(owner_key) if found else None
+    if not owner:
+        raise ResourceNotFoundError(
+            f"no {what} named {identifier!r}", code=code, operation=operation
+        )
+    return str(owner)
 
 
 def _describe(client: RDSClient, kind: ResourceKind, identifier: str) -> DatabaseResource:
