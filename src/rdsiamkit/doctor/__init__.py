@@ -37,6 +37,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from rdsiamkit._options import ConnectOptions, with_options_signature
 from rdsiamkit._tokeninfo import TokenFacts
 from rdsiamkit.doctor.checks import REGISTRY
 from rdsiamkit.doctor.checks.login import outranked_by_login
@@ -47,7 +48,6 @@ from rdsiamkit.errors import ConfigurationError
 from rdsiamkit.tokens import TokenProvider
 
 if TYPE_CHECKING:
-    import boto3
     import psycopg
 
     from rdsiamkit.policy import PolicyInput
@@ -55,16 +55,10 @@ if TYPE_CHECKING:
 __all__ = ["Check", "CheckName", "CheckStatus", "Diagnosis", "Finding", "TokenFacts", "diagnose"]
 
 
+@with_options_signature(leave_out=("max_attempts", "retry_budget"))
 def diagnose(
     conninfo: str = "",
     *,
-    region: str | None = None,
-    session: boto3.Session | None = None,
-    profile: str | None = None,
-    token_provider: TokenProvider | None = None,
-    token_host: str | None = None,
-    token_port: int | None = None,
-    insecure_skip_tls_verify: bool = False,
     admin_conn: psycopg.Connection[Any] | None = None,
     admin_error: str | BaseException | None = None,
     policies: PolicyInput | Sequence[PolicyInput] | None = None,
@@ -103,15 +97,15 @@ def diagnose(
     """
     if not timeout > 0:
         raise ConfigurationError(f"timeout must be a positive number of seconds, got {timeout!r}")
-    if token_provider is not None and (session is not None or profile is not None):
-        raise ConfigurationError("pass either token_provider= or session=/profile=, not both")
+    kwargs = dict(kwargs)
+    options = ConnectOptions.from_kwargs(kwargs)  # the kit's options, checked once
     inputs = Inputs(
         conninfo=conninfo,
         kwargs=kwargs,
-        region=region,
-        token_host=token_host,
-        token_port=token_port,
-        insecure=insecure_skip_tls_verify,
+        region=options.region,
+        token_host=options.token_host,
+        token_port=options.token_port,
+        insecure=options.insecure_skip_tls_verify,
         admin_conn=admin_conn,
         admin_error=None if admin_error is None else str(admin_error),
         policies=policies,
@@ -124,7 +118,9 @@ def diagnose(
         timeout=timeout,
         clock=clock,
         # A provider of its own: a cached token must not hide what a fresh one would do.
-        provider=token_provider or TokenProvider(session=session, profile=profile),
+        provider=options.sync_provider()
+        if options.token_provider is not None
+        else TokenProvider(session=options.session, profile=options.profile),
     )
     secrets = Secrets([token] if token else [])
     result = run_checks(REGISTRY, {"inputs": inputs, "secrets": secrets}, scrub=secrets.scrub)
