@@ -10,6 +10,7 @@ for them.
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import TYPE_CHECKING, Any
 
 from rdsiamkit.connection import connect, connect_async
@@ -41,6 +42,10 @@ from rdsiamkit.errors import (
 )
 from rdsiamkit.tls import CABundleInfo, ca_bundle_path, inspect_ca_bundle, refresh_ca_bundle
 from rdsiamkit.tokens import AsyncTokenProvider, IssuedToken, TokenCache, TokenProvider
+
+# A library does not configure logging: without this handler Python's last-resort
+# handler would print the kit's warnings on stderr (the application decides).
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 if TYPE_CHECKING:
     from rdsiamkit.access import AccessMap, access_map

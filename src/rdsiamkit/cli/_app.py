@@ -22,6 +22,7 @@ from rdsiamkit.cli import (
     token_connect,
 )
 from rdsiamkit.cli._common import ExitCode, exit_code_for
+from rdsiamkit.cli._logging import cli_logging, restore_logging
 from rdsiamkit.cli._messages import to_cli
 from rdsiamkit.cli._proc import Terminated
 from rdsiamkit.errors import RdsIamError
@@ -49,6 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="exit codes: 0 ok, 1 check failed / problem found, 2 usage error, "
         "3 refused by a safety rule, 4 cannot connect or authenticate, 130 interrupted",
     )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="also print the library's progress messages (log level INFO) on stderr",
+    )
     subcommands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in COMMANDS:
         sub = subcommands.add_parser(command.name, help=command.help)
@@ -60,6 +67,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     args = build_parser().parse_args(argv)
+    # The library only has a NullHandler: the CLI shows its warnings, once, here.
+    handler, saved = cli_logging(verbose=args.verbose)
+    error: list[str] = []
+    try:
+        return _run(args, error)
+    finally:
+        handler.finish(error[0] if error else None)
+        restore_logging(handler, saved)
+
+
+def _run(args: argparse.Namespace, error: list[str]) -> int:
+    """Run the chosen command; an error's printed text is appended to ``error``."""
     run: Callable[[argparse.Namespace], int] = args.run
     try:
         return run(args)
@@ -83,5 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (RdsIamError, psycopg.Error) as err:
         code = exit_code_for(err)
         # The library's message speaks Python (verify=True); say it in this CLI's flags.
-        print(f"rdsiamkit {args.command}: error: {to_cli(str(err))}", file=sys.stderr)
+        message = to_cli(str(err))
+        error.append(message)
+        print(f"rdsiamkit {args.command}: error: {message}", file=sys.stderr)
         return code
