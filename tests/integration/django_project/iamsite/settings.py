@@ -9,7 +9,7 @@ import os
 
 _ENV = "RDSIAMKIT_DJANGO_"
 
-SECRET_KEY = "test-project-not-a-secret"  # noqa: S105 - a test project's constant
+SECRET_KEY = "test-project-not-a-secret"
 DEBUG = False
 USE_TZ = True
 INSTALLED_APPS = ["notes"]

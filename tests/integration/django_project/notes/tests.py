@@ -12,9 +12,9 @@ class NoteTests(TestCase):
     def test_round_trip(self) -> None:
         """A saved note reads back, in the test database, as the IAM user."""
         Note.objects.create(text="hello")
-        self.assertEqual(list(Note.objects.values_list("text", flat=True)), ["hello"])
+        assert list(Note.objects.values_list("text", flat=True)) == ["hello"]
         with connection.cursor() as cursor:
             cursor.execute("SELECT current_database(), current_user")
             dbname, user = cursor.fetchone()
-        self.assertTrue(dbname.startswith("test_"))
-        self.assertEqual(user, connection.settings_dict["USER"])
+        assert dbname.startswith("test_")
+        assert user == connection.settings_dict["USER"]

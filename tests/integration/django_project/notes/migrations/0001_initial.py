@@ -1,5 +1,7 @@
 """Create the notes table."""
 
+from typing import ClassVar
+
 from django.db import migrations, models
 
 
@@ -7,9 +9,9 @@ class Migration(migrations.Migration):
     """The notes app's first migration."""
 
     initial = True
-    dependencies: list[tuple[str, str]] = []
+    dependencies: ClassVar[list[tuple[str, str]]] = []
 
-    operations = [
+    operations: ClassVar[list[migrations.operations.base.Operation]] = [
         migrations.CreateModel(
             name="Note",
             fields=[
