@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import runpy
 import subprocess
 import sys
 import threading
@@ -358,3 +359,34 @@ def test_pool_option_logs_each_physical_connection_in(
     assert failures == 0 and requests > 50
     assert provider.mint_count >= 3
     assert len(events) >= 6 and all(e.ok for e in events)
+
+
+def test_example_settings_connect(
+    db: IamDatabase, creds: FakeCredentials, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """examples/django_settings.py's DATABASES entry (read from PG* variables) logs in over IAM."""
+    env = {
+        "PGHOST": db.emu.endpoint,
+        "PGPORT": str(db.emu.port),
+        "PGHOSTADDR": db.emu.hostaddr,
+        "PGDATABASE": db.name,
+        "PGUSER": db.user,
+        "PGSSLROOTCERT": str(db.emu.ca_file),
+        "AWS_ACCESS_KEY_ID": creds.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": creds.secret_access_key,
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    example = runpy.run_path(str(PROJECT.parents[2] / "examples" / "django_settings.py"))
+    entry = example["DATABASES"]["default"]
+    assert "PASSWORD" not in entry
+    # This test's own provider: the process-wide one may hold an earlier test's credentials.
+    entry["OPTIONS"]["token_provider"] = TokenProvider(
+        session=creds.boto3_session(region=db.emu.region)
+    )
+    wrapper = handler(entry)["default"]
+    try:
+        assert current(wrapper) == (db.user, True, "verify-full")
+    finally:
+        wrapper.close()
