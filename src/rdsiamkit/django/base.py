@@ -26,7 +26,7 @@ subclasses, with its likely causes) is its ``__cause__``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 try:
     import django
@@ -47,9 +47,7 @@ from rdsiamkit._options import OPTION_NAMES
 from rdsiamkit.connection import connect, login
 from rdsiamkit.django._settings import IamConfigurationError, kit_options, refuse_secrets
 from rdsiamkit.django.client import DatabaseClient
-
-if TYPE_CHECKING:
-    from rdsiamkit.tokens import TokenProvider
+from rdsiamkit.pool import _iam_class, _IamConnectionPool, _LastFailure
 
 __all__ = ["DatabaseWrapper", "IamConfigurationError"]
 
@@ -131,9 +129,13 @@ class DatabaseWrapper(postgresql.DatabaseWrapper):
         spec = self.login_spec()
         provider = kit_options(self.settings_dict).sync_provider()
         check = self.settings_dict["CONN_HEALTH_CHECKS"]
-        return ConnectionPool(
+        # The kit's pool (rdsiamkit.pool): its connection class runs the login flow per
+        # physical connection; a PoolTimeout names the last failed login.
+        failure = _LastFailure()
+        return _IamConnectionPool(
             spec.conninfo,
-            connection_class=_iam_connection_class(base, spec, provider),
+            last_failure=failure,
+            connection_class=_iam_class(base, spec, provider, login, failure),
             # Autocommit as Django's own pool: Django sets it later on.
             kwargs={**spec.options, "autocommit": True},
             open=False,  # Django opens it on first use
@@ -141,21 +143,3 @@ class DatabaseWrapper(postgresql.DatabaseWrapper):
             check=ConnectionPool.check_connection if check else None,
             **pool_options,
         )
-
-
-def _iam_connection_class(base: type[Any], spec: ConnectSpec, provider: TokenProvider) -> type[Any]:
-    """``base`` whose ``connect`` (called by the pool for each physical connection) logs
-    in through the kit's flow: a cached token, a refused cached one replaced once."""
-
-    class IamConnection(base):  # type: ignore[misc]
-        @classmethod
-        def connect(cls, conninfo: str = "", **kwargs: Any) -> Any:
-            parent = super().connect
-
-            def open_(token: str, **ca: str) -> Any:
-                return parent(conninfo, password=token, **{**kwargs, **ca})
-
-            return login(spec, provider, open_)
-
-    IamConnection.__name__ = IamConnection.__qualname__ = f"Iam{base.__name__}"
-    return IamConnection
