@@ -6,7 +6,6 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import asyncpg
@@ -19,24 +18,6 @@ from rdsiamkit.testing import AuthFailureReason, FakeCredentials, RdsIamEmulator
 from rdsiamkit.tokens import AsyncTokenProvider, TokenProvider
 
 OTHER_HOST = "other.cluster-c1a2b3c4d5e6.us-east-1.rds.amazonaws.com"
-
-
-@pytest.fixture
-def iam_user(rds_emulator: RdsIamEmulator) -> Iterator[str]:
-    name = f"apg_{uuid.uuid4().hex[:8]}"
-    rds_emulator.create_user(name, iam=True)
-    yield name
-    rds_emulator.drop_user(name)
-
-
-@pytest.fixture
-def creds(rds_emulator: RdsIamEmulator) -> FakeCredentials:
-    return rds_emulator.add_credentials()
-
-
-@pytest.fixture
-def provider(rds_emulator: RdsIamEmulator, creds: FakeCredentials) -> TokenProvider:
-    return TokenProvider(session=creds.boto3_session(region=rds_emulator.region))
 
 
 def options(emu: RdsIamEmulator, user: str) -> dict[str, Any]:

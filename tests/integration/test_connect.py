@@ -7,7 +7,6 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -16,24 +15,6 @@ import pytest
 import rdsiamkit
 from rdsiamkit.testing import AuthFailureReason, FakeCredentials, RdsIamEmulator, TcpTunnel
 from rdsiamkit.tokens import AsyncTokenProvider, TokenProvider
-
-
-@pytest.fixture
-def iam_user(rds_emulator: RdsIamEmulator) -> Iterator[str]:
-    name = f"iam_{uuid.uuid4().hex[:8]}"
-    rds_emulator.create_user(name, iam=True)
-    yield name
-    rds_emulator.drop_user(name)
-
-
-@pytest.fixture
-def creds(rds_emulator: RdsIamEmulator) -> FakeCredentials:
-    return rds_emulator.add_credentials()
-
-
-@pytest.fixture
-def provider(rds_emulator: RdsIamEmulator, creds: FakeCredentials) -> TokenProvider:
-    return TokenProvider(session=creds.boto3_session(region=rds_emulator.region))
 
 
 def options(emu: RdsIamEmulator, user: str) -> dict[str, Any]:

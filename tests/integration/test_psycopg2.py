@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg2
@@ -18,24 +16,6 @@ import rdsiamkit.psycopg2 as kit_psycopg2
 from rdsiamkit.sqlalchemy import create_engine
 from rdsiamkit.testing import FakeCredentials, RdsIamEmulator
 from rdsiamkit.tokens import TokenProvider
-
-
-@pytest.fixture
-def iam_user(rds_emulator: RdsIamEmulator) -> Iterator[str]:
-    name = f"pg2_{uuid.uuid4().hex[:8]}"
-    rds_emulator.create_user(name, iam=True)
-    yield name
-    rds_emulator.drop_user(name)
-
-
-@pytest.fixture
-def creds(rds_emulator: RdsIamEmulator) -> FakeCredentials:
-    return rds_emulator.add_credentials()
-
-
-@pytest.fixture
-def provider(rds_emulator: RdsIamEmulator, creds: FakeCredentials) -> TokenProvider:
-    return TokenProvider(session=creds.boto3_session(region=rds_emulator.region))
 
 
 def options(emu: RdsIamEmulator, user: str) -> dict[str, Any]:

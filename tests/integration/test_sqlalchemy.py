@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,24 +16,6 @@ import rdsiamkit
 from rdsiamkit.sqlalchemy import create_async_engine, create_engine
 from rdsiamkit.testing import AuthFailureReason, FakeCredentials, RdsIamEmulator
 from rdsiamkit.tokens import AsyncTokenProvider, TokenProvider
-
-
-@pytest.fixture
-def iam_user(rds_emulator: RdsIamEmulator) -> Iterator[str]:
-    name = f"sa_{uuid.uuid4().hex[:8]}"
-    rds_emulator.create_user(name, iam=True)
-    yield name
-    rds_emulator.drop_user(name)
-
-
-@pytest.fixture
-def creds(rds_emulator: RdsIamEmulator) -> FakeCredentials:
-    return rds_emulator.add_credentials()
-
-
-@pytest.fixture
-def provider(rds_emulator: RdsIamEmulator, creds: FakeCredentials) -> TokenProvider:
-    return TokenProvider(session=creds.boto3_session(region=rds_emulator.region))
 
 
 def url(emu: RdsIamEmulator, user: str) -> str:
